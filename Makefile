@@ -1,0 +1,34 @@
+# The two commands of the README, plus the pieces they are made of.
+#   make demo   install what is missing, build, run the demo on local sandbox pods
+#   make test   install what is missing, build, run every test tier this machine supports
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test demo bench format tidy clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh all
+
+build: deps
+	@cmake --preset default >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	@scripts/run-tests.sh $(BUILD_DIR)
+
+demo: build
+	@scripts/demo.sh $(BUILD_DIR)
+
+bench: build
+	@scripts/bench.sh $(BUILD_DIR)
+
+format:
+	@git ls-files '*.cpp' '*.h' '*.c' '*.proto' | xargs clang-format -i
+
+tidy: build
+	@git ls-files 'agent/*.cpp' 'common/*.cpp' 'controller/*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet
+
+clean:
+	rm -rf $(BUILD_DIR)

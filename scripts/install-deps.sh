@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages nodequake needs to build, test and run.
+# Idempotent, and silent when everything is already present.
+#   scripts/install-deps.sh [build|test|bench|all]   (default: all)
+set -euo pipefail
+
+build_pkgs=(
+  cmake make g++ pkg-config clang bpftool libbpf-dev
+  libnl-3-dev libnl-route-3-dev libcgroup-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
+  libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+)
+# What the agent runs (stress-ng) and what the tests use on their side of the
+# wire: openssl for throwaway test certificates.
+test_pkgs=(stress-ng openssl iproute2)
+# The peer-tool comparison in the benchmark execs tc and iptables on purpose.
+bench_pkgs=(iproute2 iptables)
+
+case "${1:-all}" in
+  build) want=("${build_pkgs[@]}") ;;
+  test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+if ((EUID != 0)); then
+  echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
