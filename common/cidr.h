@@ -11,8 +11,8 @@
 namespace nq {
 
 struct Cidr {
-  int family = 0;                   // AF_INET or AF_INET6
-  std::array<uint8_t, 16> addr{};   // network byte order; IPv4 uses the first 4 bytes
+  int family = 0;                  // AF_INET or AF_INET6
+  std::array<uint8_t, 16> addr{};  // network byte order; IPv4 uses the first 4 bytes
   uint8_t prefix_len = 0;
 
   int max_prefix() const noexcept { return family == 2 /*AF_INET*/ ? 32 : 128; }

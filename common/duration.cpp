@@ -15,7 +15,7 @@ struct Unit {
 
 // Longest names first so "ms" is not read as "m" + "s".
 constexpr Unit kUnits[] = {
-    {"ns", 1},           {"us", 1000},           {"\xc2\xb5s", 1000}, {"ms", 1000000},
+    {"ns", 1},           {"us", 1000},         {"\xc2\xb5s", 1000},    {"ms", 1000000},
     {"s", 1000000000LL}, {"m", 60000000000LL}, {"h", 3600000000000LL},
 };
 
@@ -35,7 +35,8 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   while (!text.empty()) {
     size_t i = 0;
     bool digits = false;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    while (i < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
       digits = digits || text[i] != '.';
       ++i;
     }
@@ -53,7 +54,8 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
     if (unit == nullptr) return bad("missing or unknown unit (use ns, us, ms, s, m, h)");
     text.remove_prefix(unit->name.size());
     total += std::stold(number) * static_cast<long double>(unit->ns);
-    if (total > static_cast<long double>(std::numeric_limits<int64_t>::max())) return bad("too large");
+    if (total > static_cast<long double>(std::numeric_limits<int64_t>::max()))
+      return bad("too large");
   }
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(total)));
 }

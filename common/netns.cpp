@@ -19,11 +19,13 @@ Result<Netns> Netns::open(const std::string& path) {
     return Error::invalid_argument("netns", path + " is not a namespace file");
   struct stat st {};
   if (::fstat(fd.get(), &st) < 0) return Error::from_errno(errno, "stat " + path);
-  return Netns(std::move(fd), NsId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)},
-               path);
+  return Netns(std::move(fd),
+               NsId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}, path);
 }
 
-Result<Netns> Netns::current() { return open("/proc/thread-self/ns/net"); }
+Result<Netns> Netns::current() {
+  return open("/proc/thread-self/ns/net");
+}
 
 Status enter_netns(int netns_fd) {
   if (::setns(netns_fd, CLONE_NEWNET) < 0) return Error::from_errno(errno, "setns(CLONE_NEWNET)");
@@ -83,7 +85,8 @@ Status create_named_netns(const std::string& path) {
 Status remove_named_netns(const std::string& path) {
   if (::umount2(path.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
     return Error::from_errno(errno, "umount " + path);
-  if (::unlink(path.c_str()) < 0 && errno != ENOENT) return Error::from_errno(errno, "unlink " + path);
+  if (::unlink(path.c_str()) < 0 && errno != ENOENT)
+    return Error::from_errno(errno, "unlink " + path);
   return ok();
 }
 

@@ -72,7 +72,9 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Status ok() { return {}; }
+inline Status ok() {
+  return {};
+}
 
 }  // namespace nq
 
@@ -80,16 +82,16 @@ inline Status ok() { return {}; }
 #define NQ_CONCAT_(a, b) NQ_CONCAT_INNER_(a, b)
 
 // Returns the error of a Result<...> expression from the enclosing function.
-#define NQ_TRY(expr)                                            \
-  do {                                                          \
-    if (auto nq_try_result_ = (expr); !nq_try_result_.ok())     \
-      return ::nq::Error(std::move(nq_try_result_).error());    \
+#define NQ_TRY(expr)                                         \
+  do {                                                       \
+    if (auto nq_try_result_ = (expr); !nq_try_result_.ok())  \
+      return ::nq::Error(std::move(nq_try_result_).error()); \
   } while (0)
 
 // `lhs = value of expr`, or return its error. lhs may be a declaration.
 #define NQ_ASSIGN_OR_RETURN(lhs, expr) \
   NQ_ASSIGN_OR_RETURN_IMPL_(NQ_CONCAT_(nq_assign_result_, __LINE__), lhs, expr)
-#define NQ_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                              \
+#define NQ_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)            \
+  auto tmp = (expr);                                         \
   if (!tmp.ok()) return ::nq::Error(std::move(tmp).error()); \
   lhs = std::move(tmp).value()

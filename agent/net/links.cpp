@@ -49,7 +49,9 @@ Status create_veth(NlSocket& sock, const std::string& name, const std::string& p
   return ok();
 }
 
-Status create_ifb(NlSocket& sock, const std::string& name) { return add_typed_link(sock, name, "ifb"); }
+Status create_ifb(NlSocket& sock, const std::string& name) {
+  return add_typed_link(sock, name, "ifb");
+}
 
 Status create_bridge(NlSocket& sock, const std::string& name) {
   return add_typed_link(sock, name, "bridge");

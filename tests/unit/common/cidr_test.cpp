@@ -29,11 +29,13 @@ TEST(Cidr, Contains) {
 }
 
 TEST(Cidr, ErrorsNameTheField) {
-  for (const char* bad : {"10.0.0.0/33", "300.1.1.1", "fd00::/129", "10.0.0.0/", "abc", "10.0.0.0/x"}) {
+  for (const char* bad :
+       {"10.0.0.0/33", "300.1.1.1", "fd00::/129", "10.0.0.0/", "abc", "10.0.0.0/x"}) {
     auto r = parse_cidr(bad, "spec.scope.remote_cidrs[0]");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().status_code(), Code::kInvalidArgument);
-    EXPECT_EQ(r.error().message().rfind("spec.scope.remote_cidrs[0]: ", 0), 0u) << r.error().message();
+    EXPECT_EQ(r.error().message().rfind("spec.scope.remote_cidrs[0]: ", 0), 0u)
+        << r.error().message();
   }
 }
 

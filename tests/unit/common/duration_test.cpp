@@ -30,8 +30,10 @@ TEST(Duration, FormatsRoundTrip) {
   EXPECT_EQ(format_duration(500ms), "500ms");
   EXPECT_EQ(format_duration(0s), "0s");
   EXPECT_EQ(format_duration(1500ms), "1.5s");
-  for (std::chrono::nanoseconds d : {std::chrono::nanoseconds(1ns), std::chrono::nanoseconds(999us),
-                                     std::chrono::nanoseconds(3h + 2s), std::chrono::nanoseconds(61s)}) EXPECT_EQ(parse_duration(format_duration(d)).value(), d);
+  for (std::chrono::nanoseconds d :
+       {std::chrono::nanoseconds(1ns), std::chrono::nanoseconds(999us),
+        std::chrono::nanoseconds(3h + 2s), std::chrono::nanoseconds(61s)})
+    EXPECT_EQ(parse_duration(format_duration(d)).value(), d);
 }
 
 }  // namespace

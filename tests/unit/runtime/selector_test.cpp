@@ -33,10 +33,14 @@ nodequake::v1::PodSelector proto_selector() {
 
 TEST(Selector, KubernetesSemantics) {
   Selector sel = selector_from_proto(proto_selector()).value();
-  EXPECT_TRUE(sel.matches(pod("llm-marketplace", "gw", {{"chaos-ready", "true"}, {"app", "graphql-gateway"}})));
-  EXPECT_FALSE(sel.matches(pod("other", "gw", {{"chaos-ready", "true"}, {"app", "graphql-gateway"}})));
-  EXPECT_FALSE(sel.matches(pod("llm-marketplace", "gw", {{"chaos-ready", "false"}, {"app", "graphql-gateway"}})));
-  EXPECT_FALSE(sel.matches(pod("llm-marketplace", "r", {{"chaos-ready", "true"}, {"app", "redis"}})));
+  EXPECT_TRUE(sel.matches(
+      pod("llm-marketplace", "gw", {{"chaos-ready", "true"}, {"app", "graphql-gateway"}})));
+  EXPECT_FALSE(
+      sel.matches(pod("other", "gw", {{"chaos-ready", "true"}, {"app", "graphql-gateway"}})));
+  EXPECT_FALSE(sel.matches(
+      pod("llm-marketplace", "gw", {{"chaos-ready", "false"}, {"app", "graphql-gateway"}})));
+  EXPECT_FALSE(
+      sel.matches(pod("llm-marketplace", "r", {{"chaos-ready", "true"}, {"app", "redis"}})));
   EXPECT_FALSE(sel.matches(pod("llm-marketplace", "gw",
                                {{"chaos-ready", "true"}, {"app", "postgres"}, {"canary", "1"}})));
 }
