@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -118,7 +120,11 @@ template <class M>
 
 Journal open_ok(const fs::path& dir) {
   Result<Journal> j = Journal::open(dir);
-  if (!j.ok()) ADD_FAILURE() << j.error().message();
+  if (!j.ok()) {
+    // No Journal to return: stop here rather than touch an empty Result.
+    std::fprintf(stderr, "Journal::open(%s): %s\n", dir.c_str(), j.error().message().c_str());
+    std::abort();
+  }
   return std::move(j).value();
 }
 
