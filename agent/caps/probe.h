@@ -1,0 +1,76 @@
+// Kernel capabilities, probed once at agent start. Faults that need a missing
+// feature are refused with FAILED_PRECONDITION naming it; Probe and the
+// nodequake_agent_capability metric report them all.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace nq {
+
+struct Capability {
+  std::string name;  // "sch_netem", "bpf_tcx", "cgroup_v1.memory", ...
+  bool available = false;
+  std::string detail;  // how it was probed, or why it is missing, for humans
+};
+
+// Probes everything (needs root for the netlink and BPF parts; without it those
+// are reported unavailable with the reason):
+// - sch_netem, sch_tbf, sch_htb, sch_clsact: add the qdisc on lo of a scratch
+//   network namespace; ifb: create an ifb device there; bpf_tcx: attach a
+//   trivial sched_cls program to lo with a TCX link. The namespace lives on a
+//   thread of its own and vanishes with it, so there is nothing to clean up.
+// - bpf_prog_sched_cls, bpf_prog_cgroup_skb, bpf_prog_lsm: libbpf's probe;
+//   bpf_lsm: the lsm program type plus "bpf" in /sys/kernel/security/lsm.
+// - cgroup_v1.<controller>, cgroup_v2, cgroup_v2.<controller>: /proc/self/mountinfo
+//   and the v2 root's cgroup.controllers.
+std::vector<Capability> probe_kernel();
+
+// The parts of probe_kernel(), for tests and for callers that need only some.
+std::vector<Capability> probe_network();
+std::vector<Capability> probe_bpf();
+std::vector<Capability> probe_cgroups();
+
+// ---- cgroup mounts (pure) ----
+
+struct CgroupMount {
+  std::string mount_point;
+  std::vector<std::string> controllers;  // v1 only: e.g. {"cpu", "cpuacct"}
+};
+
+struct CgroupLayout {
+  std::vector<CgroupMount> v1;
+  std::vector<std::string> v2_mount_points;  // cgroup2 mounts (bind mounts repeat)
+};
+
+// Cgroup mounts from the text of /proc/PID/mountinfo (octal escapes in paths
+// decoded). v1 controllers come from the super options ("rw,cpu,cpuacct");
+// named hierarchies without a controller ("name=systemd") are not listed.
+CgroupLayout parse_cgroup_mounts(std::string_view mountinfo);
+
+// Capabilities from a layout and the text of the first v2 mount's
+// cgroup.controllers ("" when there is no v2 mount or it offers nothing).
+std::vector<Capability> cgroup_capabilities(const CgroupLayout& layout,
+                                            std::string_view v2_controllers);
+
+// ---- lookup ----
+
+class Capabilities {
+ public:
+  explicit Capabilities(std::vector<Capability> all);
+
+  // False for a capability that is missing or was never probed.
+  bool has(std::string_view name) const;
+  // OK, or FailedPrecondition: "<needed_for> needs <name>, which this kernel lacks: <detail>".
+  Status require(std::string_view name, std::string_view needed_for) const;
+  const std::vector<Capability>& all() const noexcept { return all_; }
+
+ private:
+  const Capability* find(std::string_view name) const;
+  std::vector<Capability> all_;
+};
+
+}  // namespace nq
