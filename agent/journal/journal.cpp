@@ -184,6 +184,7 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
   DecodedJournal decoded = decode_records(data);
   j.replayed_ = std::move(decoded.records);
   j.size_ = decoded.valid_bytes;
+  j.records_ = j.replayed_.size();
   if (decoded.valid_bytes < data.size()) {
     j.dropped_bytes_ = data.size() - decoded.valid_bytes;
     j.drop_reason_ = decoded.stop_reason;
@@ -222,6 +223,7 @@ Status Journal::append(const journal::Record& record) {
     return err;
   }
   size_ += frame.size();
+  ++records_;
   return ok();
 }
 
@@ -247,6 +249,7 @@ Status Journal::rewrite(const std::vector<journal::Record>& live) {
   // The old file is gone from the directory: from here on appends go to the new one.
   log_fd_ = std::move(fd);
   size_ = contents.size();
+  records_ = live.size();
   broken_.reset();
   if (Status st = fsync_dir(dir_); !st.ok()) {
     // The rename may not survive a crash, so appends to the new file may not either.

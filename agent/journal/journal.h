@@ -74,8 +74,9 @@ class Journal {
   // rename over journal.log, fsync the directory). Later appends go to the new file.
   Status rewrite(const std::vector<journal::Record>& live);
 
-  // Current size of journal.log.
+  // Current size of journal.log, and the records in it (for the journal metrics).
   uint64_t size_bytes() const noexcept { return size_; }
+  uint64_t record_count() const noexcept { return records_; }
   const std::filesystem::path& dir() const noexcept { return dir_; }
 
  private:
@@ -85,6 +86,7 @@ class Journal {
   UniqueFd lock_fd_;  // holds the flock for the journal's whole life
   UniqueFd log_fd_;   // journal.log, O_APPEND
   uint64_t size_ = 0;
+  uint64_t records_ = 0;
   std::vector<journal::Record> replayed_;
   uint64_t dropped_bytes_ = 0;
   std::string drop_reason_;

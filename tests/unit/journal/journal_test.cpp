@@ -184,6 +184,9 @@ TEST(Journal, RoundTrip) {
   EXPECT_TRUE(same_records(j.replayed(), records));
   EXPECT_EQ(j.dropped_bytes(), 0u);
   EXPECT_EQ(j.size_bytes(), size);
+  EXPECT_EQ(j.record_count(), records.size());
+  ASSERT_TRUE(j.append(ended("i2")).ok());
+  EXPECT_EQ(j.record_count(), records.size() + 1);
 }
 
 TEST(Journal, TornTailAtEveryOffsetKeepsTheEarlierRecords) {
@@ -331,6 +334,7 @@ TEST(Journal, CompactionPreservesTheReducedState) {
     ASSERT_TRUE(j.rewrite(to_records(before)).ok());
     compacted = j.size_bytes();
     EXPECT_LT(compacted, full);
+    EXPECT_EQ(j.record_count(), to_records(before).size());
     EXPECT_EQ(fs::file_size(tmp.path() / "journal.log"), compacted);
     EXPECT_FALSE(fs::exists(tmp.path() / "journal.log.tmp"));
     // Appends after compaction land in the new file.
