@@ -1,0 +1,64 @@
+#include "tests/node/net/bpf_env.h"
+
+#include "agent/net/links.h"
+#include "common/traffic.h"
+
+namespace nq::testing {
+
+Result<std::unique_ptr<BpfEnv>> BpfEnv::create(const net::NetfaultLoadOptions& options) {
+  std::unique_ptr<BpfEnv> env(new BpfEnv());
+  NQ_ASSIGN_OR_RETURN(env->pair_, NetnsPair::create());
+  NQ_ASSIGN_OR_RETURN(env->server_a_, ServerThread::start(env->pair_->a()));
+  NQ_ASSIGN_OR_RETURN(env->server_b_, ServerThread::start(env->pair_->b()));
+  NQ_ASSIGN_OR_RETURN(env->eth0_, ifindex_in(env->pair_->a(), "eth0"));
+  NQ_ASSIGN_OR_RETURN(net::NetfaultProgram prog, net::NetfaultProgram::load(options));
+  env->prog_ = std::make_unique<net::NetfaultProgram>(std::move(prog));
+  return env;
+}
+
+Status BpfEnv::attach() {
+  return run_in_netns(a(), [&] { return prog_->attach(eth0_); });
+}
+
+Status BpfEnv::detach() {
+  return run_in_netns(a(), [&] { return prog_->detach(); });
+}
+
+Result<net::CompiledRules> BpfEnv::apply(const net::RuleSlots& slots, uint32_t ifb_ifindex) {
+  NQ_ASSIGN_OR_RETURN(net::CompiledRules compiled, net::compile_rules(slots, ifb_ifindex));
+  NQ_TRY(prog_->apply(compiled));
+  return compiled;
+}
+
+Result<std::chrono::nanoseconds> connect_from(const Netns& from, const std::string& ip,
+                                              uint16_t port, std::chrono::nanoseconds timeout) {
+  return run_in_netns(from, [&] { return traffic::tcp_connect(ip, port, timeout); });
+}
+
+Result<int> udp_echoes_from(const Netns& from, const std::string& ip, int count) {
+  return run_in_netns(from, [&]() -> Result<int> {
+    NQ_ASSIGN_OR_RETURN(traffic::UdpProbeResult r,
+                        traffic::udp_echo_probe(ip, 7, count, 5ms, 300ms));
+    return r.received;
+  });
+}
+
+Result<int> ifindex_in(const Netns& ns, const std::string& name) {
+  return run_in_netns(ns, [&]() -> Result<int> {
+    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+    return net::link_index(sock, name);
+  });
+}
+
+net::NetRule partition(uint8_t dirs, std::vector<std::string> remote, net::Proto proto,
+                       std::vector<net::PortRange> remote_ports) {
+  net::NetRule r;
+  r.kind = net::NetRule::Kind::kPartition;
+  r.dirs = dirs;
+  for (const std::string& c : remote) r.scope.remote.push_back(*parse_cidr(c));
+  r.scope.proto = proto;
+  r.scope.remote_ports = std::move(remote_ports);
+  return r;
+}
+
+}  // namespace nq::testing
