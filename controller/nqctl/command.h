@@ -1,0 +1,20 @@
+// nqctl's command groups. Each group adds its subcommands to the app in its
+// own file; the chosen subcommand leaves its action in the Context and main
+// runs it after parsing, so every error surfaces as a message and an exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace nq::nqctl {
+
+struct Context {
+  std::function<int()> action;  // returns the exit code
+};
+
+using AddCommands = void (*)(CLI::App& app, Context& ctx);
+
+// `nqctl sandbox up|down|list|measure` (and the internal `shim`): sandbox_cmd.cpp.
+void add_sandbox_commands(CLI::App& app, Context& ctx);
+
+}  // namespace nq::nqctl
