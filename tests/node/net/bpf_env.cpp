@@ -1,5 +1,9 @@
 #include "tests/node/net/bpf_env.h"
 
+#include <sys/utsname.h>
+
+#include <cstdio>
+
 #include "agent/net/links.h"
 #include "common/traffic.h"
 
@@ -48,6 +52,17 @@ Result<int> ifindex_in(const Netns& ns, const std::string& name) {
     NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
     return net::link_index(sock, name);
   });
+}
+
+std::optional<std::string> tcx_missing() {
+  utsname u{};
+  int major = 0, minor = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2)
+    return "cannot tell the kernel version";
+  if (major > 6 || (major == 6 && minor >= 6)) return std::nullopt;
+  return std::string("kernel ") + u.release +
+         " has no TCX links (6.6+); the clsact fallback is "
+         "covered by NetfaultLegacy";
 }
 
 net::NetRule partition(uint8_t dirs, std::vector<std::string> remote, net::Proto proto,

@@ -54,6 +54,9 @@ Result<int> udp_echoes_from(const Netns& from, const std::string& ip, int count)
 // ifindex of `name` inside `ns`.
 Result<int> ifindex_in(const Netns& ns, const std::string& name);
 
+// Why TCX links cannot work here (kernel older than 6.6), or nothing.
+std::optional<std::string> tcx_missing();
+
 // A rule on remote CIDRs (empty: any) with an optional protocol and remote ports.
 net::NetRule partition(uint8_t dirs, std::vector<std::string> remote = {},
                        net::Proto proto = net::Proto::kAny,

@@ -122,6 +122,7 @@ class NetfaultKillSafety : public ::testing::Test {
 };
 
 TEST_F(NetfaultKillSafety, TcxPartitionDiesWithTheProcess) {
+  if (auto why = tcx_missing()) GTEST_SKIP() << *why;
   std::unique_ptr<Child> child;
   auto report = start_child(NetfaultLoadOptions::Attach::kTcx, child);
   ASSERT_TRUE(report.ok()) << report.error().message();

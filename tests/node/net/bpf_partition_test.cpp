@@ -52,6 +52,7 @@ class NetfaultPartition : public ::testing::Test {
 };
 
 TEST_F(NetfaultPartition, AttachesWithTcxLinksOnThisKernel) {
+  if (auto why = tcx_missing()) GTEST_SKIP() << *why;
   EXPECT_EQ(env_->prog().mode(), NetfaultProgram::AttachMode::kTcx);
   EXPECT_EQ(env_->prog().ifindex(), env_->eth0());
   EXPECT_TRUE(env_->prog().legacy().empty());
