@@ -1,0 +1,206 @@
+// nodequake-agent: the per-node agent. Options, then wiring; the work is in
+// the libraries. Signals are taken synchronously on the main thread, so
+// shutdown runs in order: stop serving, stop expiry, revert everything.
+#include <prometheus/registry.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include "agent/caps/probe.h"
+#include "agent/core/manager.h"
+#include "agent/journal/journal.h"
+#include "agent/metrics/metrics.h"
+#include "agent/net/network_faults.h"
+#include "agent/runtime/local/local_runtime.h"
+#include "agent/server/agent_service.h"
+#include "agent/server/server.h"
+#include "agent/server/tls.h"
+#include "common/clock.h"
+#include "common/duration.h"
+
+#ifndef NQ_VERSION
+#define NQ_VERSION "dev"
+#endif
+
+namespace {
+
+struct Config {
+  std::string node_name;
+  std::string state_dir = "/var/lib/nodequake";
+  std::string socket = "/run/nodequake/agent.sock";
+  std::string listen;
+  std::string tls_cert, tls_key, tls_ca;
+  std::vector<std::string> controller_identities = {"nodequake-controller"};
+  std::string metrics_address = "0.0.0.0:9464";
+  std::string runtime = "local";
+  std::string sandbox_dir = "/run/nodequake/sandbox";
+  std::vector<std::string> protected_namespaces;
+  std::string opt_in_label = "chaos-ready=true";
+  std::string max_ttl = "24h";
+  std::string attach = "auto";
+  std::string log_level = "info";
+};
+
+std::string hostname() {
+  if (const char* env = std::getenv("NODE_NAME"); env && *env) return env;
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) < 0) return "unknown";
+  return buf;
+}
+
+std::string kernel_release() {
+  struct utsname u {};
+  if (::uname(&u) < 0) return "unknown";
+  return u.release;
+}
+
+int fail(const nq::Error& e, const char* what) {
+  spdlog::critical("{}: {}", what, e.message());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists (gRPC, probes): every thread inherits the mask,
+  // so SIGTERM/SIGINT reach only the sigwait() below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Config cfg;
+  cfg.node_name = hostname();
+  CLI::App app{"nodequake-agent: injects and reverts faults on this node's pods"};
+  app.add_option("--node-name", cfg.node_name, "Node name reported to clients ($NODE_NAME)");
+  app.add_option("--state-dir", cfg.state_dir, "Journal directory")->capture_default_str();
+  app.add_option("--socket", cfg.socket, "Unix socket for local clients (\"\" = none)")
+      ->capture_default_str();
+  app.add_option("--listen", cfg.listen,
+                 "TCP address for the controller, mTLS only (e.g. 0.0.0.0:9443)");
+  app.add_option("--tls-cert", cfg.tls_cert, "Server certificate (PEM)");
+  app.add_option("--tls-key", cfg.tls_key, "Server key (PEM)");
+  app.add_option("--tls-ca", cfg.tls_ca, "CA that signs client certificates (PEM)");
+  app.add_option("--controller-identity", cfg.controller_identities,
+                 "Client certificate identity allowed to mutate over TCP (repeatable)")
+      ->capture_default_str();
+  app.add_option("--metrics-address", cfg.metrics_address, "Prometheus endpoint (\"\" = none)")
+      ->capture_default_str();
+  app.add_option("--runtime", cfg.runtime, "Where pods come from")
+      ->check(CLI::IsMember({"local"}))
+      ->capture_default_str();
+  app.add_option("--sandbox-dir", cfg.sandbox_dir, "Registry of the local runtime's sandbox pods")
+      ->capture_default_str();
+  app.add_option("--protected-namespace", cfg.protected_namespaces,
+                 "Namespace never to inject into, in addition to kube-system, kube-public, "
+                 "kube-node-lease and nodequake-system (repeatable)");
+  app.add_option("--opt-in-label", cfg.opt_in_label, "Label a pod must carry to be a target")
+      ->capture_default_str();
+  app.add_option("--max-ttl", cfg.max_ttl, "Longest TTL an injection may ask for")
+      ->capture_default_str();
+  app.add_option("--attach", cfg.attach,
+                 "BPF attachment: tcx (links, die with the agent), tc "
+                 "(clsact filters, journaled), auto")
+      ->check(CLI::IsMember({"auto", "tcx", "tc"}))
+      ->capture_default_str();
+  app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+  if (nq::Status st = nq::pin_grpc_tls13(); !st.ok()) return fail(st.error(), "tls");
+
+  nq::core::ManagerOptions mopts;
+  mopts.node_name = cfg.node_name;
+  for (const auto& ns : cfg.protected_namespaces) mopts.safety.protected_namespaces.insert(ns);
+  if (auto eq = cfg.opt_in_label.find('='); eq != std::string::npos) {
+    mopts.safety.opt_in_label = cfg.opt_in_label.substr(0, eq);
+    mopts.safety.opt_in_value = cfg.opt_in_label.substr(eq + 1);
+  } else {
+    spdlog::critical("--opt-in-label must be key=value, got \"{}\"", cfg.opt_in_label);
+    return 2;
+  }
+  auto max_ttl = nq::parse_duration(cfg.max_ttl);
+  if (!max_ttl.ok()) return fail(max_ttl.error(), "--max-ttl");
+  mopts.limits.max_ttl = *max_ttl;
+
+  // Capabilities: probed once, reported in Probe and as metrics.
+  nq::Capabilities caps(nq::probe_kernel());
+  auto registry = std::make_shared<prometheus::Registry>();
+  nq::AgentMetrics metrics(registry);
+  for (const auto& c : caps.all()) {
+    metrics.set_capability(c.name, c.available);
+    if (!c.available) spdlog::info("capability {} unavailable: {}", c.name, c.detail);
+  }
+
+  nq::net::NetfaultLoadOptions bpf;
+  if (cfg.attach == "tcx" || (cfg.attach == "auto" && caps.has("bpf_tcx"))) {
+    bpf.attach = nq::net::NetfaultLoadOptions::Attach::kTcx;
+  } else {
+    bpf.attach = nq::net::NetfaultLoadOptions::Attach::kLegacyTc;
+  }
+
+  auto journal = nq::Journal::open(cfg.state_dir);
+  if (!journal.ok()) return fail(journal.error(), "journal");
+
+  nq::sandbox::LocalRuntime::Options ropts;
+  ropts.state_dir = cfg.sandbox_dir;
+  nq::sandbox::LocalRuntime runtime(ropts);
+
+  nq::SystemClock clock;
+  nq::core::InjectionManager* manager_ptr = nullptr;
+  nq::net::NetworkFaults network(
+      [&manager_ptr](const nodequake::v1::journal::Record& r) {
+        return manager_ptr->append_record(r);
+      },
+      bpf);
+  nq::core::InjectionManager manager(mopts, runtime, *journal, network, caps, &metrics, clock);
+  manager_ptr = &manager;
+
+  if (nq::Status st = manager.recover(); !st.ok()) {
+    // Keep going: what could not be restored stays journaled for the next
+    // start, and the operator sees it in the log; refusing to start would
+    // also take away the kill switch.
+    spdlog::error("start-up reconcile: {}", st.error().message());
+  }
+
+  nq::AgentService service(
+      manager, caps,
+      {cfg.node_name, kernel_release(), NQ_VERSION, runtime.name(), runtime.version()},
+      cfg.controller_identities, &metrics);
+  nq::ServerOptions sopts;
+  sopts.unix_socket_path = cfg.socket;
+  sopts.tcp_address = cfg.listen;
+  sopts.tls_cert_file = cfg.tls_cert;
+  sopts.tls_key_file = cfg.tls_key;
+  sopts.tls_ca_file = cfg.tls_ca;
+  sopts.mutating_identities = cfg.controller_identities;
+  auto server = nq::GrpcServer::start(sopts, {&service});
+  if (!server.ok()) return fail(server.error(), "grpc");
+
+  std::unique_ptr<nq::MetricsEndpoint> endpoint;
+  if (!cfg.metrics_address.empty()) {
+    auto ep = nq::MetricsEndpoint::start(cfg.metrics_address, registry);
+    if (!ep.ok()) return fail(ep.error(), "metrics");
+    endpoint = std::move(*ep);
+  }
+  manager.start_expiry();
+  spdlog::info("nodequake-agent {} on node {}: socket {}{}{}, runtime {}, attach {}", NQ_VERSION,
+               cfg.node_name, cfg.socket, cfg.listen.empty() ? "" : ", mTLS ",
+               cfg.listen.empty() ? "" : cfg.listen, runtime.name(),
+               bpf.attach == nq::net::NetfaultLoadOptions::Attach::kTcx ? "tcx" : "tc");
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {}: shutting down, reverting every injection", sig);
+  (*server)->shutdown(std::chrono::seconds(2));
+  manager.stop_expiry();
+  manager.revert_everything_for_shutdown();
+  spdlog::info("shutdown complete");
+  return 0;
+}
