@@ -67,7 +67,8 @@ Result<NetemParams> netem_from_proto(const nodequake::v1::NetemFault& proto,
 // Validates a BandwidthFault's parameters and fills the defaults: buffer
 // ~10 ms at the rate but at least two frames of `mtu` (so a full-size packet
 // always fits in the bucket: a smaller bucket drops it), limit ~50 ms at the
-// rate but at least one buffer. `mtu` is the shaped device's MTU.
+// rate but at least one buffer and 64 KiB (one GSO packet). `mtu` is the
+// shaped device's MTU.
 Result<TbfParams> tbf_from_proto(const nodequake::v1::BandwidthFault& proto,
                                  const std::string& field, uint32_t mtu = kDefaultMtu);
 

@@ -268,7 +268,7 @@ TEST(TbfParams, DefaultsAtOneMegabit) {
   ASSERT_TRUE(p.ok()) << p.error().message();
   EXPECT_EQ(p->rate_bps, 1'000'000u);
   EXPECT_EQ(p->buffer_bytes, 2u * 1514);  // 10 ms would be 1250 bytes: two frames win
-  EXPECT_EQ(p->limit_bytes, 6250u);       // 50 ms at 125000 B/s
+  EXPECT_EQ(p->limit_bytes, 65536u);      // 50 ms would be 6250 bytes: one GSO packet wins
 }
 
 TEST(TbfParams, DefaultsScaleWithRate) {
@@ -279,7 +279,7 @@ TEST(TbfParams, DefaultsScaleWithRate) {
   auto slow = tbf_from_proto(rate(8), "spec.bandwidth");
   ASSERT_TRUE(slow.ok()) << slow.error().message();
   EXPECT_EQ(slow->buffer_bytes, 3028u);
-  EXPECT_EQ(slow->limit_bytes, 3028u);  // never below one buffer
+  EXPECT_EQ(slow->limit_bytes, 65536u);
   auto jumbo = tbf_from_proto(rate(1'000'000), "spec.bandwidth", 9000);
   ASSERT_TRUE(jumbo.ok());
   EXPECT_EQ(jumbo->buffer_bytes, 2u * 9014);
@@ -299,10 +299,15 @@ TEST(TbfParams, ExplicitValuesAreKeptAndChecked) {
   EXPECT_EQ(p->buffer_bytes, 20000u);
   EXPECT_EQ(p->limit_bytes, 100000u);
 
-  f.set_limit_bytes(0);  // default follows an explicit buffer
+  f.set_limit_bytes(0);  // the default is at least an explicit buffer
+  f.set_buffer_bytes(100000);
   p = tbf_from_proto(f, "spec.bandwidth");
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->limit_bytes, 31250u);
+  EXPECT_EQ(p->limit_bytes, 100000u);
+  f.set_rate_bps(80'000'000);  // 50 ms at 10 MB/s
+  p = tbf_from_proto(f, "spec.bandwidth");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->limit_bytes, 500000u);
 
   f.set_buffer_bytes(1000);
   EXPECT_EQ(tbf_error(f),
