@@ -70,11 +70,22 @@ Status wait_for(int fd, short events, Clock::time_point deadline, const std::str
   }
 }
 
+// SO_PRIORITY for a probe socket; 0 leaves the socket's default.
+Status set_priority(int fd, uint32_t priority) {
+  if (priority == 0) return ok();
+  const int value = static_cast<int>(priority);
+  if (::setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &value, sizeof(value)) < 0)
+    return Error::from_errno(errno, "setsockopt SO_PRIORITY " + std::to_string(priority));
+  return ok();
+}
+
 // A non-blocking connected TCP socket, or the reason it is not.
-Result<UniqueFd> connect_tcp(const std::string& ip, uint16_t port, Clock::time_point deadline) {
+Result<UniqueFd> connect_tcp(const std::string& ip, uint16_t port, Clock::time_point deadline,
+                             uint32_t priority = 0) {
   NQ_ASSIGN_OR_RETURN(SockAddr addr, make_addr(ip, port));
   UniqueFd fd(::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno(errno, "socket");
+  NQ_TRY(set_priority(fd.get(), priority));
   const int one = 1;
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (::connect(fd.get(), addr.get(), addr.len) < 0 && errno != EINPROGRESS)
@@ -351,9 +362,9 @@ Result<nanoseconds> tcp_connect(const std::string& ip, uint16_t port, nanosecond
 }
 
 Result<std::vector<nanoseconds>> tcp_echo_rtt(const std::string& ip, uint16_t port, int count,
-                                              nanoseconds timeout) {
+                                              nanoseconds timeout, uint32_t priority) {
   const std::string what = "tcp echo " + where(ip, port);
-  NQ_ASSIGN_OR_RETURN(UniqueFd fd, connect_tcp(ip, port, Clock::now() + timeout));
+  NQ_ASSIGN_OR_RETURN(UniqueFd fd, connect_tcp(ip, port, Clock::now() + timeout, priority));
   std::vector<nanoseconds> rtts;
   std::array<uint8_t, 64> out{}, in{};
   for (int i = 0; i < count; ++i) {
@@ -367,10 +378,12 @@ Result<std::vector<nanoseconds>> tcp_echo_rtt(const std::string& ip, uint16_t po
   return rtts;
 }
 
-Result<Throughput> tcp_download(const std::string& ip, uint16_t port, nanoseconds duration) {
+Result<Throughput> tcp_download(const std::string& ip, uint16_t port, nanoseconds duration,
+                                uint32_t priority) {
   const std::string what = "tcp download " + where(ip, port);
   const auto start = Clock::now();
-  NQ_ASSIGN_OR_RETURN(UniqueFd fd, connect_tcp(ip, port, start + std::chrono::seconds(5)));
+  NQ_ASSIGN_OR_RETURN(UniqueFd fd,
+                      connect_tcp(ip, port, start + std::chrono::seconds(5), priority));
   std::array<char, 65536> buf{};
   Throughput t;
   Clock::time_point first{};
@@ -391,9 +404,11 @@ Result<Throughput> tcp_download(const std::string& ip, uint16_t port, nanosecond
   return t;
 }
 
-Result<Throughput> tcp_upload(const std::string& ip, uint16_t port, nanoseconds duration) {
+Result<Throughput> tcp_upload(const std::string& ip, uint16_t port, nanoseconds duration,
+                              uint32_t priority) {
   const std::string what = "tcp upload " + where(ip, port);
-  NQ_ASSIGN_OR_RETURN(UniqueFd fd, connect_tcp(ip, port, Clock::now() + std::chrono::seconds(5)));
+  NQ_ASSIGN_OR_RETURN(UniqueFd fd,
+                      connect_tcp(ip, port, Clock::now() + std::chrono::seconds(5), priority));
   // A small send buffer keeps what is still queued at the end (and drains after
   // the window) small relative to the window, at any shaped rate.
   const int sndbuf = 32 * 1024;
@@ -416,11 +431,12 @@ Result<Throughput> tcp_upload(const std::string& ip, uint16_t port, nanoseconds 
 }
 
 Result<UdpProbeResult> udp_echo_probe(const std::string& ip, uint16_t port, int count,
-                                      nanoseconds interval, nanoseconds linger) {
+                                      nanoseconds interval, nanoseconds linger, uint32_t priority) {
   const std::string what = "udp probe " + where(ip, port);
   NQ_ASSIGN_OR_RETURN(SockAddr addr, make_addr(ip, port));
   UniqueFd fd(::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno(errno, "socket");
+  NQ_TRY(set_priority(fd.get(), priority));
   if (::connect(fd.get(), addr.get(), addr.len) < 0)
     return Error::from_errno(errno, what + ": connect");
 

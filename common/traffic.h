@@ -46,9 +46,14 @@ class Server {
 // (e.g. the SYN is dropped), Unavailable when refused or unreachable.
 Result<nanoseconds> tcp_connect(const std::string& ip, uint16_t port, nanoseconds timeout);
 
+// The client probes below take an optional `priority`: when nonzero it is
+// set as SO_PRIORITY on the probe's socket (before connecting), which is how
+// tests classify their packets into a qdisc class the way the netfault BPF
+// program does (skb->priority = class id). Values above 6 need CAP_NET_ADMIN.
+
 // Round-trip times of `count` 64-byte exchanges over one TCP echo connection.
 Result<std::vector<nanoseconds>> tcp_echo_rtt(const std::string& ip, uint16_t port, int count,
-                                              nanoseconds timeout);
+                                              nanoseconds timeout, uint32_t priority = 0);
 
 struct Throughput {
   uint64_t bytes = 0;
@@ -57,10 +62,12 @@ struct Throughput {
 };
 
 // Receives from the source port for `duration` (data flows server -> caller).
-Result<Throughput> tcp_download(const std::string& ip, uint16_t port, nanoseconds duration);
+Result<Throughput> tcp_download(const std::string& ip, uint16_t port, nanoseconds duration,
+                                uint32_t priority = 0);
 // Sends to the sink port for `duration` (data flows caller -> server); the
 // figure is the server's: bytes it received between first byte and EOF.
-Result<Throughput> tcp_upload(const std::string& ip, uint16_t port, nanoseconds duration);
+Result<Throughput> tcp_upload(const std::string& ip, uint16_t port, nanoseconds duration,
+                              uint32_t priority = 0);
 
 struct UdpProbeResult {
   int sent = 0;
@@ -74,7 +81,8 @@ struct UdpProbeResult {
 // `count` datagrams to a UDP echo port, one every `interval`, then waits `linger`
 // for late answers.
 Result<UdpProbeResult> udp_echo_probe(const std::string& ip, uint16_t port, int count,
-                                      nanoseconds interval, nanoseconds linger);
+                                      nanoseconds interval, nanoseconds linger,
+                                      uint32_t priority = 0);
 
 // One HTTP/1.0 GET; returns the status code.
 Result<int> http_get(const std::string& ip, uint16_t port, const std::string& path,
