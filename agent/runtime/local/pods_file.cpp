@@ -124,7 +124,7 @@ class Parser {
 };
 
 Result<ContainerSpec> Parser::container(const YAML::Node& n, const std::string& field) const {
-  NQ_TRY(only_known(n, field, {"name", "command", "resources"}));
+  NQ_TRY(only_known(n, field, {"name", "command", "resources", "readinessProbe"}));
   ContainerSpec c;
   c.where = where(n);
   if (!n["name"]) return err(n, field + ".name", "is required");
@@ -143,6 +143,21 @@ Result<ContainerSpec> Parser::container(const YAML::Node& n, const std::string& 
       if (c.command.empty() && a.empty()) return err(arg, f, "the program must not be empty");
       c.command.push_back(std::move(a));
     }
+  }
+  if (const YAML::Node probe = n["readinessProbe"]) {
+    const std::string pf = field + ".readinessProbe";
+    NQ_TRY(only_known(probe, pf, {"tcpSocket"}));
+    const YAML::Node tcp = probe["tcpSocket"];
+    if (!tcp) return err(probe, pf + ".tcpSocket", "is required (the only probe supported)");
+    NQ_TRY(only_known(tcp, pf + ".tcpSocket", {"port"}));
+    const YAML::Node port = tcp["port"];
+    if (!port) return err(tcp, pf + ".tcpSocket.port", "is required");
+    NQ_ASSIGN_OR_RETURN(std::string s, string(port, pf + ".tcpSocket.port"));
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size() || v == 0 || v > 65535)
+      return err(port, pf + ".tcpSocket.port", "\"" + s + "\" is not a port number (1-65535)");
+    c.readiness_port = static_cast<uint16_t>(v);
   }
   if (const YAML::Node res = n["resources"]) {
     const std::string rf = field + ".resources";

@@ -9,6 +9,7 @@
 //     - name: postgres
 //       command: []          # default: nq-echo; argv, never a shell line
 //       resources: {limits: {cpu: "500m", memory: "128Mi"}}
+//       readinessProbe: {tcpSocket: {port: 8080}}   # default with the default command
 //
 // Errors name "file:line: field.path".
 #pragma once
@@ -38,9 +39,13 @@ struct ContainerSpec {
   std::string name;
   std::vector<std::string> command;  // empty: the bundled nq-echo
   Limits limits;
+  // readinessProbe.tcpSocket.port: `up` returns once the container accepts
+  // connections on it inside the pod (like a Kubernetes readiness probe).
+  std::optional<uint16_t> readiness_port;
   std::string where;  // "file:line" of the container, for errors found later
   bool operator==(const ContainerSpec& o) const {
-    return name == o.name && command == o.command && limits == o.limits;
+    return name == o.name && command == o.command && limits == o.limits &&
+           readiness_port == o.readiness_port;
   }
 };
 

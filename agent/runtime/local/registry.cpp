@@ -68,6 +68,7 @@ std::string to_json(const PodRecord& r) {
                           {"id", c.id},
                           {"argv", c.argv},
                           {"limits", limits_json(c.limits)},
+                          {"readiness_port", c.readiness_port},
                           {"pid", c.pid},
                           {"pid_start_time", c.pid_start_time},
                           {"restart_count", c.restart_count},
@@ -120,6 +121,7 @@ Result<PodRecord> pod_from_json(std::string_view text, std::string_view origin) 
       c.id = cj.at("id").get<std::string>();
       c.argv = cj.at("argv").get<std::vector<std::string>>();
       c.limits = limits_from(cj.at("limits"));
+      c.readiness_port = cj.at("readiness_port").get<int>();
       c.pid = cj.at("pid").get<pid_t>();
       c.pid_start_time = cj.at("pid_start_time").get<uint64_t>();
       c.restart_count = cj.at("restart_count").get<int>();

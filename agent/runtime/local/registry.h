@@ -31,6 +31,7 @@ struct ContainerRecord {
   std::string id;
   std::vector<std::string> argv;  // resolved: argv[0] is an absolute path
   Limits limits;
+  int readiness_port = 0;       // 0: no readiness probe
   pid_t pid = 0;                // 0 while not running
   uint64_t pid_start_time = 0;  // /proc/PID/stat starttime: tells a reused pid apart
   int restart_count = 0;

@@ -9,13 +9,17 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <thread>
 
+#include "agent/net/links.h"
 #include "agent/runtime/cgroup.h"
 #include "agent/runtime/local/ipam.h"
 #include "agent/runtime/local/pod_cgroups.h"
 #include "agent/runtime/local/pod_network.h"
 #include "agent/runtime/local/process.h"
 #include "agent/runtime/local/shim.h"
+#include "common/netns.h"
+#include "common/traffic.h"
 
 namespace nq::sandbox {
 namespace {
@@ -59,7 +63,9 @@ bool same_spec(const PodRecord& r, const PodSpec& p,
     return false;
   for (size_t i = 0; i < p.containers.size(); ++i) {
     const ContainerRecord& c = r.containers[i];
-    if (c.name != p.containers[i].name || c.argv != argvs[i] || c.limits != p.containers[i].limits)
+    if (c.name != p.containers[i].name || c.argv != argvs[i] ||
+        c.limits != p.containers[i].limits ||
+        c.readiness_port != effective_readiness_port(p.containers[i]))
       return false;
   }
   return true;
@@ -135,11 +141,22 @@ Result<PodRecord> create_pod(const Planned& plan, const std::vector<Hierarchy>& 
     NQ_ASSIGN_OR_RETURN(c.id, random_hex(16));
     c.argv = plan.argvs[i];
     c.limits = spec.containers[i].limits;
+    c.readiness_port = effective_readiness_port(spec.containers[i]);
     c.cgroups = cg.containers[i].paths;
     c.cgroup_dirs = cg.containers[i].dirs;
     rec.containers.push_back(std::move(c));
   }
 
+  // The record will own these names, and down/rollback remove what the record
+  // names: a pin or device of the same name that is not ours must stop us here.
+  if (!spec.host_network) {
+    if (std::filesystem::exists(rec.netns_path))
+      return Error::already_exists(rec.key() + ": netns pin " + rec.netns_path +
+                                   " exists and is not a sandbox pod's");
+    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+    if (net::link_index(sock, rec.host_veth).ok())
+      return Error::already_exists(rec.key() + ": network device " + rec.host_veth + " exists");
+  }
   // Intent first: from here on, `down` (or our rollback) can find everything.
   NQ_TRY(registry.put(rec));
   const auto step = [&](Status st, const char* what) -> Status {
@@ -160,7 +177,46 @@ Result<PodRecord> create_pod(const Planned& plan, const std::vector<Hierarchy>& 
   return registry.get(rec.namespace_name, rec.name);
 }
 
+// Like the kubelet's tcpSocket probe, from inside the pod's netns (the host's
+// for hostNetwork) to its loopback, until every probed port accepts or time runs out.
+Status wait_ready(const std::vector<PodRecord>& pods, const Registry& registry,
+                  milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const PodRecord& pod : pods) {
+    NQ_ASSIGN_OR_RETURN(Netns ns,
+                        pod.host_network ? Netns::current() : Netns::open(pod.netns_path));
+    for (const ContainerRecord& c : pod.containers) {
+      if (c.readiness_port <= 0) continue;
+      for (;;) {
+        auto conn = run_in_netns(ns, [&] {
+          return traffic::tcp_connect("127.0.0.1", static_cast<uint16_t>(c.readiness_port),
+                                      milliseconds(200));
+        });
+        if (conn.ok()) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+          auto now = registry.get(pod.namespace_name, pod.name);
+          std::string last;
+          for (const ContainerRecord& n : now.ok() ? now->containers : pod.containers)
+            if (n.name == c.name && !n.last_exit.empty()) last = "; last exit: " + n.last_exit;
+          return Error::status(Code::kDeadlineExceeded,
+                               pod.key() + " container " + c.name + " not ready: port " +
+                                   std::to_string(c.readiness_port) + " not accepting after " +
+                                   std::to_string(timeout.count()) + " ms (" +
+                                   conn.error().message() + last + ")");
+        }
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+    }
+  }
+  return ok();
+}
+
 }  // namespace
+
+int effective_readiness_port(const ContainerSpec& c) {
+  if (c.readiness_port) return *c.readiness_port;
+  return c.command.empty() ? kNqEchoHttpPort : 0;
+}
 
 Result<std::string> new_uid() {
   NQ_ASSIGN_OR_RETURN(std::string h, random_hex(16));
@@ -316,6 +372,9 @@ Result<UpReport> sandbox_up(const std::vector<PodSpec>& pods, const SandboxOptio
     created.push_back(std::move(*rec));
     report.created.push_back(plan.spec->key());
   }
+  // All pods start in parallel; then wait until each is ready, like `kubectl wait`.
+  if (Status st = wait_ready(created, registry, o.ready_timeout); !st.ok())
+    return rollback(std::move(st).error());
   return report;
 }
 

@@ -32,6 +32,8 @@ struct SandboxOptions {
   // argv prefix that starts a shim, e.g. {"/path/nqctl", "sandbox", "shim"}.
   std::vector<std::string> shim_command;
   std::chrono::milliseconds shim_ready_timeout{10'000};
+  // How long `up` waits for the readiness probes of the pods it created.
+  std::chrono::milliseconds ready_timeout{10'000};
   // How long `down` waits for a shim after SIGTERM before SIGKILL (the shim
   // itself gives its containers kStopGrace).
   std::chrono::milliseconds stop_timeout{10'000};
@@ -47,6 +49,12 @@ Result<std::vector<std::string>> resolve_command(const PodSpec& pod, size_t cont
                                                  const std::filesystem::path& nq_echo,
                                                  std::string_view path_env);
 
+// nq-echo's HTTP port: the implicit readiness probe of the default command.
+inline constexpr int kNqEchoHttpPort = 8080;
+// The container's readiness probe port: its own, else 8080 for the default
+// command (nq-echo), else none (0).
+int effective_readiness_port(const ContainerSpec& c);
+
 // A fresh random (v4) UUID, like Kubernetes pod uids.
 Result<std::string> new_uid();
 
@@ -55,7 +63,9 @@ struct UpReport {
   std::vector<std::string> unchanged;  // already up with the same spec
 };
 
-// Brings up every pod. A pod already up with the same spec is left alone; one
+// Brings up every pod and waits for their readiness probes (a pod that does
+// not get ready in time fails `up`, which then undoes what it created).
+// A pod already up with the same spec is left alone; one
 // whose shim died is recreated; a different spec is FailedPrecondition (run
 // down first). Every spec is checked before anything is created.
 Result<UpReport> sandbox_up(const std::vector<PodSpec>& pods, const SandboxOptions& opts);

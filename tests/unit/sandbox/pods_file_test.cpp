@@ -123,6 +123,20 @@ TEST(PodsFile, LabelValuesMustBeStringsLikeTheApiServer) {
   EXPECT_EQ((*ok)[0].labels.at("app.kubernetes.io/name"), "x");
 }
 
+TEST(PodsFile, ReadinessProbe) {
+  const std::string head =
+      "apiVersion: nodequake.io/v1alpha1\nkind: SandboxPod\nmetadata: {name: a}\nspec:\n"
+      "  containers:\n  - name: c\n";
+  auto ok = parse_pods(head + "    readinessProbe: {tcpSocket: {port: 8080}}\n", "p.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ((*ok)[0].containers[0].readiness_port, 8080);
+  EXPECT_EQ(error_of(head + "    readinessProbe: {httpGet: {port: 80}}\n"),
+            "pods.yaml:7: spec.containers[0].readinessProbe.httpGet: unknown field \"httpGet\"");
+  EXPECT_EQ(error_of(head + "    readinessProbe: {tcpSocket: {port: 70000}}\n"),
+            "pods.yaml:7: spec.containers[0].readinessProbe.tcpSocket.port: \"70000\" is not a "
+            "port number (1-65535)");
+}
+
 TEST(PodsFile, DuplicatePodsAreErrors) {
   const std::string pod =
       "apiVersion: nodequake.io/v1alpha1\nkind: SandboxPod\nmetadata: {name: a, namespace: n}\n"

@@ -66,6 +66,15 @@ TEST(ResolveCommand, DefaultsToTheBundledWorkloadAndSearchesPath) {
   EXPECT_FALSE(resolve_command(pod_with({}), 0, "/nonexistent/nq-echo", "").ok());
 }
 
+TEST(Readiness, DefaultCommandIsProbedOnItsHttpPort) {
+  ContainerSpec c;
+  EXPECT_EQ(effective_readiness_port(c), 8080);
+  c.command = {"/bin/sleep", "1"};
+  EXPECT_EQ(effective_readiness_port(c), 0);
+  c.readiness_port = 5432;
+  EXPECT_EQ(effective_readiness_port(c), 5432);
+}
+
 TEST(Uid, IsARandomVersion4Uuid) {
   auto a = new_uid(), b = new_uid();
   ASSERT_TRUE(a.ok() && b.ok());

@@ -33,6 +33,7 @@ PodRecord sample(std::string name) {
   c.argv = {"/usr/bin/nq-echo", "--name", r.name};
   c.limits.cpu_millis = 500;
   c.limits.memory_bytes = 128LL << 20;
+  c.readiness_port = 8080;
   c.pid = 4250;
   c.pid_start_time = 123456800;
   c.restart_count = 2;
