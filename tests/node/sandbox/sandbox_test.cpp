@@ -272,6 +272,46 @@ TEST_F(SandboxTest, DownCleansUpAfterAKilledShim) {
   EXPECT_FALSE(std::filesystem::exists(r.netns_path));
 }
 
+TEST_F(SandboxTest, UpRecreatesAPodWhoseShimDied) {
+  const std::string a = "alpha" + suffix_;
+  ASSERT_TRUE(sandbox_up({pod(a)}, opts_).ok());
+  const PodRecord old = record(a);
+  ASSERT_EQ(::kill(old.shim_pid, SIGKILL), 0);
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (process_alive(old.shim_pid, old.shim_start_time) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+
+  auto up = sandbox_up({pod(a)}, opts_);
+  ASSERT_TRUE(up.ok()) << up.error().message();
+  EXPECT_EQ(up->created, std::vector<std::string>{key(a)});
+  const PodRecord now = record(a);
+  EXPECT_NE(now.uid, old.uid);
+  EXPECT_FALSE(process_alive(old.containers[0].pid, old.containers[0].pid_start_time));
+  EXPECT_TRUE(process_alive(now.containers[0].pid, now.containers[0].pid_start_time));
+  for (const std::string& d : old.cgroup_dirs) EXPECT_FALSE(std::filesystem::exists(d)) << d;
+  EXPECT_FALSE(link_exists(old.host_veth));
+}
+
+TEST_F(SandboxTest, VanishedNetnsIsNotALivePod) {
+  const std::string a = "alpha" + suffix_;
+  ASSERT_TRUE(sandbox_up({pod(a)}, opts_).ok());
+  const PodRecord r = record(a);
+  ASSERT_TRUE(remove_named_netns(r.netns_path).ok());
+  LocalRuntime rt({opts_.state_dir});
+  auto pods = rt.list_pods();
+  ASSERT_TRUE(pods.ok()) << pods.error().message();
+  EXPECT_TRUE(pods->empty());
+  auto gone = rt.get_pod(ns_, a);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().status_code(), Code::kNotFound);
+  EXPECT_THAT(gone.error().message(), HasSubstr("is gone"));
+  // down copes with the partial state.
+  auto down = sandbox_down({key(a)}, opts_);
+  ASSERT_TRUE(down.ok()) << down.error().message();
+  EXPECT_FALSE(process_alive(r.shim_pid, r.shim_start_time));
+}
+
 TEST_F(SandboxTest, UpIsIdempotentAndRefusesAChangedSpec) {
   const std::string a = "alpha" + suffix_;
   ASSERT_TRUE(sandbox_up({pod(a)}, opts_).ok());
