@@ -44,8 +44,10 @@ std::vector<uint8_t> encode_tc_message(const TcObject& obj);
 // blocks) and drops what the kernel reports about it: TCA_STATS*, TCA_XSTATS,
 // TCA_FCNT, TCA_HW_OFFLOAD, ... plus the counters some kinds embed in their
 // options (HTB's direct_pkts, u32/basic/matchall hit counters, action stats,
-// timestamps and reference counts). Two dumps of an unchanged object
-// normalise to identical bytes.
+// timestamps and reference counts, filters' IN_HW/NOT_IN_HW flags). Two
+// dumps of an unchanged object normalise to identical bytes, and the result
+// is accepted back by the kernel as a request (HTB's dumped version 0x30011
+// becomes the 3 that creation insists on).
 TcObject normalized(TcObject obj);
 
 // The value of a top-level attribute, if present.

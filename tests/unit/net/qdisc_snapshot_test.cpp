@@ -207,7 +207,7 @@ TEST(QdiscSnapshot, DifferenceIgnoresOrder) {
 
 TEST(TcNormalize, DropsStatisticsKeepsConfiguration) {
   tc_htb_glob glob{};
-  glob.version = 3;
+  glob.version = 0x30011;  // HTB_VER, as dumped
   glob.rate2quantum = 10;
   glob.defcls = 0x10;
   glob.direct_pkts = 12345;  // a counter
@@ -234,6 +234,7 @@ TEST(TcNormalize, DropsStatisticsKeepsConfiguration) {
   auto init = parse_attrs(find_attr(n, TCA_OPTIONS));
   ASSERT_EQ(init.size(), 1u);
   std::memcpy(&out, init[0].data.data(), sizeof(out));
+  EXPECT_EQ(out.version, 3u);  // what htb_init accepts back
   EXPECT_EQ(out.defcls, 0x10u);
   EXPECT_EQ(out.direct_pkts, 0u);
   EXPECT_EQ(normalized(n), n);  // idempotent
