@@ -66,7 +66,7 @@ Result<DelayDistribution> distribution_field(int v, const std::string& field) {
   }
 }
 
-constexpr uint64_t kMinTbfLimit = 65536;
+constexpr uint64_t kMinTbfLimit = 32768;
 
 uint64_t ceil_div(uint64_t a, uint64_t b) {
   return (a + b - 1) / b;
@@ -177,11 +177,14 @@ Result<TbfParams> tbf_from_proto(const nodequake::v1::BandwidthFault& proto,
   if (proto.limit_bytes() == 0) {
     // 50 ms of queue at the rate: enough for TCP to keep the shaped link
     // busy, short enough not to add seconds of bufferbloat. But never less
-    // than one GSO packet (64 KiB): tbf splits a GSO packet larger than its
-    // bucket into segments and queues them one by one, so a shorter queue
-    // drops the tail of a single send and the flow pays retransmissions
-    // even while sending at the shaped rate (measured: 1 Mbit/s with a
-    // 6 KB queue sometimes gave 0.92 Mbit/s, with 32 KB+ always 0.96).
+    // than 32 KiB: tbf splits a GSO packet larger than its bucket into
+    // segments and queues them one by one, so a shorter queue drops the tail
+    // of a single send and the flow pays retransmissions even while sending
+    // at the shaped rate (measured at 1 Mbit/s: a 6 KB queue sometimes gave
+    // 0.92 Mbit/s, 32 KB+ always 0.96). Nor much more: on ingress (ifb) the
+    // queue is a real bottleneck buffer, and 64 KiB (500 ms at 1 Mbit/s)
+    // made single TCP flows stall in RTO backoff in 1 run of 5 (half the
+    // goodput over 4 s); 16-32 KiB never did in 16 runs each.
     const uint64_t limit =
         std::max({ceil_div(bytes_per_sec, 20), uint64_t{p.buffer_bytes}, kMinTbfLimit});
     p.limit_bytes =

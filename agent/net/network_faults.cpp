@@ -165,8 +165,14 @@ Status NetworkFaults::Link::ensure_ifb(UndoStack& undo) {
   const std::string name = ifb_name_for(ifname_);
   owned_.set_ifb_name(name);
   NQ_TRY(journal_owned());
+  if (Status st = create_ifb(sock_, name); !st.ok()) {
+    // Not ours (EEXIST: a device of that name is someone else's): forget it.
+    owned_.clear_ifb_name();
+    if (Status js = journal_owned(); !js.ok())
+      spdlog::warn("journal: {} (reconcile may look for {} in vain)", js.error().message(), name);
+    return st;
+  }
   undo.push("delete " + name, [this] { return drop_ifb(); });
-  NQ_TRY(create_ifb(sock_, name));
   NQ_ASSIGN_OR_RETURN(ifb_index_, link_index(sock_, name));
   NQ_TRY(set_link_up(sock_, name));
   return install_root(sock_, ifb_index_, kRootHandle);

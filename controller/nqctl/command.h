@@ -16,5 +16,7 @@ using AddCommands = void (*)(CLI::App& app, Context& ctx);
 
 // `nqctl sandbox up|down|list|measure` (and the internal `shim`): sandbox_cmd.cpp.
 void add_sandbox_commands(CLI::App& app, Context& ctx);
+// `nqctl agent probe|targets|apply|revert|list|renew|revert-all|release`: agent_cmd.cpp.
+void add_agent_commands(CLI::App& app, Context& ctx);
 
 }  // namespace nq::nqctl

@@ -268,7 +268,7 @@ TEST(TbfParams, DefaultsAtOneMegabit) {
   ASSERT_TRUE(p.ok()) << p.error().message();
   EXPECT_EQ(p->rate_bps, 1'000'000u);
   EXPECT_EQ(p->buffer_bytes, 2u * 1514);  // 10 ms would be 1250 bytes: two frames win
-  EXPECT_EQ(p->limit_bytes, 65536u);      // 50 ms would be 6250 bytes: one GSO packet wins
+  EXPECT_EQ(p->limit_bytes, 32768u);      // 50 ms would be 6250 bytes: the floor wins
 }
 
 TEST(TbfParams, DefaultsScaleWithRate) {
@@ -279,7 +279,7 @@ TEST(TbfParams, DefaultsScaleWithRate) {
   auto slow = tbf_from_proto(rate(8), "spec.bandwidth");
   ASSERT_TRUE(slow.ok()) << slow.error().message();
   EXPECT_EQ(slow->buffer_bytes, 3028u);
-  EXPECT_EQ(slow->limit_bytes, 65536u);
+  EXPECT_EQ(slow->limit_bytes, 32768u);
   auto jumbo = tbf_from_proto(rate(1'000'000), "spec.bandwidth", 9000);
   ASSERT_TRUE(jumbo.ok());
   EXPECT_EQ(jumbo->buffer_bytes, 2u * 9014);
