@@ -25,7 +25,7 @@ bench: build
 	@scripts/bench.sh $(BUILD_DIR)
 
 format:
-	@git ls-files '*.cpp' '*.h' '*.c' '*.proto' | xargs clang-format -i
+	@git ls-files '*.cpp' '*.h' '*.proto' ':!ebpf/*' | xargs clang-format -i  # ebpf/: kernel style, by hand
 
 tidy: build
 	@git ls-files 'agent/*.cpp' 'common/*.cpp' 'controller/*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet

@@ -3,6 +3,7 @@
 // shutdown runs in order: stop serving, stop expiry, revert everything.
 #include <prometheus/registry.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -111,6 +112,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // Logs go to stderr (the container runtime collects them); stdout stays quiet.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("nodequake-agent"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
   if (nq::Status st = nq::pin_grpc_tls13(); !st.ok()) return fail(st.error(), "tls");

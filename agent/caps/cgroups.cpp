@@ -1,9 +1,8 @@
-// Which cgroup hierarchies this node mounts, from /proc/self/mountinfo.
+// Which cgroup hierarchies this node mounts, and what they offer. The mounts
+// come from the runtime's mountinfo parser, the one every cgroup path of the
+// agent is resolved with.
 #include <fcntl.h>
 
-#include <algorithm>
-#include <array>
-#include <cerrno>
 #include <sstream>
 
 #include "agent/caps/probe.h"
@@ -12,40 +11,7 @@
 namespace nq {
 namespace {
 
-// Every controller a v1 hierarchy can carry. Anything else in the super options
-// is a mount option (rw, xattr, noprefix, clone_children, release_agent=...,
-// name=..., cpuset_v2_mode, ...).
-constexpr std::array<std::string_view, 15> kV1Controllers = {
-    "blkio",  "cpu",  "cpuacct", "cpuset",   "debug",      "devices", "freezer", "hugetlb",
-    "memory", "misc", "net_cls", "net_prio", "perf_event", "pids",    "rdma"};
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  while (true) {
-    size_t pos = s.find(sep);
-    out.push_back(s.substr(0, pos));
-    if (pos == std::string_view::npos) return out;
-    s.remove_prefix(pos + 1);
-  }
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
-  auto octal = [](char c) { return c >= '0' && c <= '7'; };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) && octal(s[i + 3])) {
-      out.push_back(
-          static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
+std::string join(const std::set<std::string>& v, std::string_view sep) {
   std::string out;
   for (const auto& s : v) {
     if (!out.empty()) out += sep;
@@ -72,69 +38,49 @@ Result<std::string> read_small_file(const std::string& path) {
 
 }  // namespace
 
-CgroupLayout parse_cgroup_mounts(std::string_view mountinfo) {
-  CgroupLayout layout;
-  for (std::string_view line : split(mountinfo, '\n')) {
-    // "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS"
-    std::vector<std::string_view> fields;
-    for (std::string_view f : split(line, ' '))
-      if (!f.empty()) fields.push_back(f);
-    auto dash = std::find(fields.begin(), fields.end(), "-");
-    if (fields.size() < 5 || dash == fields.end() || fields.end() - dash < 4) continue;
-    const std::string_view fstype = dash[1];
-    const std::string_view super_options = dash[3];
-    const std::string mount_point = unescape(fields[4]);
-    if (fstype == "cgroup2") {
-      layout.v2_mount_points.push_back(mount_point);
-    } else if (fstype == "cgroup") {
-      CgroupMount m{mount_point, {}};
-      for (std::string_view opt : split(super_options, ','))
-        if (std::find(kV1Controllers.begin(), kV1Controllers.end(), opt) != kV1Controllers.end())
-          m.controllers.emplace_back(opt);
-      if (!m.controllers.empty()) layout.v1.push_back(std::move(m));
-    }
-  }
-  return layout;
-}
-
-std::vector<Capability> cgroup_capabilities(const CgroupLayout& layout,
+std::vector<Capability> cgroup_capabilities(const runtime::CgroupMounts& mounts,
                                             std::string_view v2_controllers) {
   std::vector<Capability> out;
-  for (const CgroupMount& m : layout.v1)
-    for (const std::string& c : m.controllers)
-      out.push_back(
-          {"cgroup_v1." + c, true,
-           "v1 hierarchy mounted at " + m.mount_point + " (" + join(m.controllers, ",") + ")"});
-  if (layout.v2_mount_points.empty()) {
+  for (const runtime::CgroupMount& m : mounts.mounts) {
+    if (m.v2) continue;
+    for (const std::string& c : m.controllers) {
+      if (c.starts_with("name=")) continue;  // a named hierarchy controls nothing
+      out.push_back({"cgroup_v1." + c, true,
+                     "v1 hierarchy mounted at " + m.mount_point.string() + " (" +
+                         join(m.controllers, ",") + ")"});
+    }
+  }
+  const runtime::CgroupMount* v2 = mounts.unified();
+  if (v2 == nullptr) {
     out.push_back({"cgroup_v2", false, "no cgroup2 file system is mounted"});
     return out;
   }
-  const std::string& root = layout.v2_mount_points.front();
-  std::vector<std::string> controllers;
+  const std::string root = v2->mount_point.string();
+  std::set<std::string> controllers;
+  std::vector<std::string> ordered;
   std::istringstream words{std::string(v2_controllers)};
-  for (std::string w; words >> w;) controllers.push_back(w);
-  out.push_back({"cgroup_v2", true,
-                 "cgroup2 mounted at " + root + ", controllers: " +
-                     (controllers.empty() ? std::string("(none; they are bound to v1 hierarchies)")
-                                          : join(controllers, " "))});
-  for (const std::string& c : controllers)
+  for (std::string w; words >> w;)
+    if (controllers.insert(w).second) ordered.push_back(w);
+  std::string listed;
+  for (const auto& c : ordered) listed += (listed.empty() ? "" : " ") + c;
+  out.push_back(
+      {"cgroup_v2", true,
+       "cgroup2 mounted at " + root + ", controllers: " +
+           (ordered.empty() ? std::string("(none; they are bound to v1 hierarchies)") : listed)});
+  for (const std::string& c : ordered)
     out.push_back({"cgroup_v2." + c, true, "offered by " + root + "/cgroup.controllers"});
   return out;
 }
 
 std::vector<Capability> probe_cgroups() {
-  Result<std::string> mountinfo = read_small_file("/proc/self/mountinfo");
-  if (!mountinfo.ok()) {
-    return {{"cgroup_v2", false, mountinfo.error().message()}};
-  }
-  const CgroupLayout layout = parse_cgroup_mounts(*mountinfo);
+  auto mounts = runtime::read_mountinfo("/proc/self/mountinfo");
+  if (!mounts.ok()) return {{"cgroup_v2", false, mounts.error().message()}};
   std::string v2_controllers;
-  if (!layout.v2_mount_points.empty()) {
-    Result<std::string> text =
-        read_small_file(layout.v2_mount_points.front() + "/cgroup.controllers");
+  if (const runtime::CgroupMount* v2 = mounts->unified()) {
+    auto text = read_small_file((v2->mount_point / "cgroup.controllers").string());
     if (text.ok()) v2_controllers = *text;
   }
-  return cgroup_capabilities(layout, v2_controllers);
+  return cgroup_capabilities(*mounts, v2_controllers);
 }
 
 }  // namespace nq

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/runtime/cgroup.h"
 #include "common/result.h"
 
 namespace nq {
@@ -34,26 +35,11 @@ std::vector<Capability> probe_network();
 std::vector<Capability> probe_bpf();
 std::vector<Capability> probe_cgroups();
 
-// ---- cgroup mounts (pure) ----
+// ---- cgroups (pure) ----
 
-struct CgroupMount {
-  std::string mount_point;
-  std::vector<std::string> controllers;  // v1 only: e.g. {"cpu", "cpuacct"}
-};
-
-struct CgroupLayout {
-  std::vector<CgroupMount> v1;
-  std::vector<std::string> v2_mount_points;  // cgroup2 mounts (bind mounts repeat)
-};
-
-// Cgroup mounts from the text of /proc/PID/mountinfo (octal escapes in paths
-// decoded). v1 controllers come from the super options ("rw,cpu,cpuacct");
-// named hierarchies without a controller ("name=systemd") are not listed.
-CgroupLayout parse_cgroup_mounts(std::string_view mountinfo);
-
-// Capabilities from a layout and the text of the first v2 mount's
-// cgroup.controllers ("" when there is no v2 mount or it offers nothing).
-std::vector<Capability> cgroup_capabilities(const CgroupLayout& layout,
+// Capabilities from the node's cgroup mounts (agent/runtime/cgroup.h) and the
+// text of the v2 root's cgroup.controllers ("" when there is none).
+std::vector<Capability> cgroup_capabilities(const runtime::CgroupMounts& mounts,
                                             std::string_view v2_controllers);
 
 // ---- lookup ----

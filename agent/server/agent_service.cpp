@@ -21,22 +21,22 @@ AgentService::AgentService(core::InjectionManager& manager, const Capabilities& 
       metrics_(metrics) {}
 
 template <class F>
-grpc::Status AgentService::call(grpc::ServerContext* ctx, const char* rpc, bool mutating,
-                                F&& body) {
+grpc::Status AgentService::call(grpc::ServerContext* ctx, const char* rpc, const std::string& what,
+                                bool mutating, F&& body) {
   Status st = authorize(*ctx, mutating ? Access::kMutate : Access::kRead, mutating_identities_);
   if (st.ok()) st = body();
   if (st.ok()) return grpc::Status::OK;
   const Error& e = st.error();
   if (metrics_) metrics_->count_error(rpc, code_name(e.status_code()));
   if (mutating)
-    spdlog::warn("{} by {} failed: {}: {}", rpc, peer_identity(*ctx), code_name(e.status_code()),
+    spdlog::warn("{} by {} failed: {}: {}", what, peer_identity(*ctx), code_name(e.status_code()),
                  e.message());
   return to_grpc_status(e);
 }
 
 grpc::Status AgentService::Probe(grpc::ServerContext* ctx, const v1::ProbeRequest*,
                                  v1::ProbeResponse* resp) {
-  return call(ctx, "Probe", false, [&]() -> Status {
+  return call(ctx, "Probe", "Probe", false, [&]() -> Status {
     resp->set_node(facts_.node);
     resp->set_kernel_release(facts_.kernel_release);
     resp->set_agent_version(facts_.agent_version);
@@ -55,7 +55,7 @@ grpc::Status AgentService::Probe(grpc::ServerContext* ctx, const v1::ProbeReques
 
 grpc::Status AgentService::ListTargets(grpc::ServerContext* ctx, const v1::ListTargetsRequest* req,
                                        v1::ListTargetsResponse* resp) {
-  return call(ctx, "ListTargets", false, [&]() -> Status {
+  return call(ctx, "ListTargets", "ListTargets", false, [&]() -> Status {
     NQ_ASSIGN_OR_RETURN(*resp, manager_.list_targets(*req));
     return ok();
   });
@@ -63,7 +63,7 @@ grpc::Status AgentService::ListTargets(grpc::ServerContext* ctx, const v1::ListT
 
 grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req,
                                  v1::ApplyResponse* resp) {
-  return call(ctx, "Apply", true, [&]() -> Status {
+  return call(ctx, "Apply", "Apply " + req->id(), true, [&]() -> Status {
     NQ_ASSIGN_OR_RETURN(*resp, manager_.apply(*req));
     if (resp->created()) spdlog::info("Apply {} by {}", req->id(), peer_identity(*ctx));
     return ok();
@@ -72,7 +72,7 @@ grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyReques
 
 grpc::Status AgentService::Revert(grpc::ServerContext* ctx, const v1::RevertRequest* req,
                                   v1::RevertResponse* resp) {
-  return call(ctx, "Revert", true, [&]() -> Status {
+  return call(ctx, "Revert", "Revert " + req->id(), true, [&]() -> Status {
     NQ_ASSIGN_OR_RETURN(*resp->mutable_injection(), manager_.revert(req->id()));
     return ok();
   });
@@ -80,7 +80,7 @@ grpc::Status AgentService::Revert(grpc::ServerContext* ctx, const v1::RevertRequ
 
 grpc::Status AgentService::List(grpc::ServerContext* ctx, const v1::ListRequest*,
                                 v1::ListResponse* resp) {
-  return call(ctx, "List", false, [&]() -> Status {
+  return call(ctx, "List", "List", false, [&]() -> Status {
     *resp = manager_.list();
     return ok();
   });
@@ -88,7 +88,7 @@ grpc::Status AgentService::List(grpc::ServerContext* ctx, const v1::ListRequest*
 
 grpc::Status AgentService::RenewLease(grpc::ServerContext* ctx, const v1::RenewLeaseRequest* req,
                                       v1::RenewLeaseResponse* resp) {
-  return call(ctx, "RenewLease", true, [&]() -> Status {
+  return call(ctx, "RenewLease", "RenewLease " + req->holder(), true, [&]() -> Status {
     if (req->duration().seconds() < 0 || req->duration().nanos() < 0)
       return Error::invalid_argument("duration", "negative");
     NQ_ASSIGN_OR_RETURN(
@@ -102,7 +102,7 @@ grpc::Status AgentService::RenewLease(grpc::ServerContext* ctx, const v1::RenewL
 
 grpc::Status AgentService::RevertAll(grpc::ServerContext* ctx, const v1::RevertAllRequest* req,
                                      v1::RevertAllResponse* resp) {
-  return call(ctx, "RevertAll", true, [&]() -> Status {
+  return call(ctx, "RevertAll", "RevertAll", true, [&]() -> Status {
     const std::string actor =
         req->actor().empty() ? peer_identity(*ctx) : req->actor() + " via " + peer_identity(*ctx);
     NQ_ASSIGN_OR_RETURN(*resp, manager_.revert_all(actor, req->reason()));
@@ -112,7 +112,7 @@ grpc::Status AgentService::RevertAll(grpc::ServerContext* ctx, const v1::RevertA
 
 grpc::Status AgentService::Release(grpc::ServerContext* ctx, const v1::ReleaseRequest* req,
                                    v1::ReleaseResponse* resp) {
-  return call(ctx, "Release", true, [&]() -> Status {
+  return call(ctx, "Release", "Release", true, [&]() -> Status {
     const std::string actor =
         req->actor().empty() ? peer_identity(*ctx) : req->actor() + " via " + peer_identity(*ctx);
     NQ_ASSIGN_OR_RETURN(*resp->mutable_killswitch(), manager_.release(actor));

@@ -44,8 +44,10 @@ class AgentService final : public nodequake::v1::Agent::Service {
 
  private:
   // Authorizes, runs `body`, maps and counts its error.
+  // `what` names the request in logs ("Apply demo-1").
   template <class F>
-  grpc::Status call(grpc::ServerContext* ctx, const char* rpc, bool mutating, F&& body);
+  grpc::Status call(grpc::ServerContext* ctx, const char* rpc, const std::string& what,
+                    bool mutating, F&& body);
 
   core::InjectionManager& manager_;
   const Capabilities& caps_;

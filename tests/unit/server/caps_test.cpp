@@ -29,30 +29,9 @@ const Capability* find(const std::vector<Capability>& caps, const std::string& n
   return nullptr;
 }
 
-TEST(CgroupMounts, ParsesAHybridLayout) {
-  const CgroupLayout layout = parse_cgroup_mounts(kHybrid);
-  ASSERT_EQ(layout.v1.size(), 3u);  // name=systemd carries no controller
-  EXPECT_EQ(layout.v1[0].mount_point, "/sys/fs/cgroup/cpu,cpuacct");
-  EXPECT_EQ(layout.v1[0].controllers, (std::vector<std::string>{"cpu", "cpuacct"}));
-  EXPECT_EQ(layout.v1[1].controllers, std::vector<std::string>{"memory"});
-  EXPECT_EQ(layout.v1[2].controllers, std::vector<std::string>{"cpuset"});  // not clone_children
-  EXPECT_EQ(layout.v2_mount_points, std::vector<std::string>{"/sys/fs/cgroup/unified"});
-}
-
-TEST(CgroupMounts, ParsesAUnifiedLayoutAndEscapes) {
-  CgroupLayout layout = parse_cgroup_mounts(kUnified);
-  EXPECT_TRUE(layout.v1.empty());
-  EXPECT_EQ(layout.v2_mount_points, std::vector<std::string>{"/sys/fs/cgroup"});
-
-  layout = parse_cgroup_mounts("50 1 0:40 / /mnt/my\\040cgroups rw - cgroup2 none rw\n");
-  EXPECT_EQ(layout.v2_mount_points, std::vector<std::string>{"/mnt/my cgroups"});
-  EXPECT_TRUE(parse_cgroup_mounts("").v2_mount_points.empty());
-  EXPECT_TRUE(parse_cgroup_mounts("garbage line\n - \n").v1.empty());
-}
-
 TEST(CgroupMounts, CapabilitiesOfAHybridLayout) {
   const std::vector<Capability> caps =
-      cgroup_capabilities(parse_cgroup_mounts(kHybrid), "hugetlb\n");
+      cgroup_capabilities(runtime::parse_mountinfo(kHybrid).value(), "hugetlb\n");
   for (const char* name : {"cgroup_v1.cpu", "cgroup_v1.cpuacct", "cgroup_v1.memory",
                            "cgroup_v1.cpuset", "cgroup_v2", "cgroup_v2.hugetlb"}) {
     const Capability* c = find(caps, name);
@@ -66,8 +45,8 @@ TEST(CgroupMounts, CapabilitiesOfAHybridLayout) {
 }
 
 TEST(CgroupMounts, CapabilitiesOfAUnifiedLayout) {
-  const std::vector<Capability> caps =
-      cgroup_capabilities(parse_cgroup_mounts(kUnified), "cpuset cpu io memory pids\n");
+  const std::vector<Capability> caps = cgroup_capabilities(
+      runtime::parse_mountinfo(kUnified).value(), "cpuset cpu io memory pids\n");
   EXPECT_TRUE(find(caps, "cgroup_v2")->available);
   for (const char* c : {"cpuset", "cpu", "io", "memory", "pids"})
     EXPECT_TRUE(find(caps, std::string("cgroup_v2.") + c)) << c;
@@ -76,7 +55,8 @@ TEST(CgroupMounts, CapabilitiesOfAUnifiedLayout) {
 
 TEST(CgroupMounts, NoCgroup2IsReportedMissing) {
   const std::vector<Capability> caps = cgroup_capabilities(
-      parse_cgroup_mounts("35 31 0:32 / /c/memory rw - cgroup cgroup rw,memory\n"), "");
+      runtime::parse_mountinfo("35 31 0:32 / /c/memory rw - cgroup cgroup rw,memory\n").value(),
+      "");
   const Capability* v2 = find(caps, "cgroup_v2");
   ASSERT_NE(v2, nullptr);
   EXPECT_FALSE(v2->available);
