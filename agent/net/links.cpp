@@ -77,6 +77,16 @@ Status set_link_up(NlSocket& sock, const std::string& name) {
   return ok();
 }
 
+Status set_link_mtu(NlSocket& sock, const std::string& name, uint32_t mtu) {
+  NQ_ASSIGN_OR_RETURN(LinkPtr link, get_link(sock, name));
+  LinkPtr change(rtnl_link_alloc());
+  if (!change) return Error::from_errno(ENOMEM, "rtnl_link_alloc");
+  rtnl_link_set_mtu(change.get(), mtu);
+  if (int rc = rtnl_link_change(sock.get(), link.get(), change.get(), 0); rc < 0)
+    return Error::from_netlink(rc, "set mtu of " + name + " to " + std::to_string(mtu));
+  return ok();
+}
+
 Status set_link_master(NlSocket& sock, const std::string& name, const std::string& master) {
   NQ_ASSIGN_OR_RETURN(LinkPtr link, get_link(sock, name));
   NQ_ASSIGN_OR_RETURN(int master_index, link_index(sock, master));

@@ -22,6 +22,7 @@ Status create_bridge(NlSocket& sock, const std::string& name);
 // Removes a device; ok when it does not exist.
 Status delete_link(NlSocket& sock, const std::string& name);
 Status set_link_up(NlSocket& sock, const std::string& name);
+Status set_link_mtu(NlSocket& sock, const std::string& name, uint32_t mtu);
 Status set_link_master(NlSocket& sock, const std::string& name, const std::string& master);
 // Adds `address` (host bits kept, e.g. 10.213.0.2/24) to `name`; ok if present.
 Status add_address(NlSocket& sock, const std::string& name, const Cidr& address);

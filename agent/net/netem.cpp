@@ -77,6 +77,28 @@ uint64_t frame_bytes(uint32_t mtu) {
   return uint64_t{mtu} + 14;
 }
 
+// 10 ms of tokens lets short bursts through as a real link would; two frames
+// keep a full-size packet (and the next) from being dropped at low rates. At
+// 100 Gbit/s this is 125 MB, still within u32.
+uint32_t default_buffer(uint64_t rate_bps, uint32_t mtu) {
+  return static_cast<uint32_t>(std::max(2 * frame_bytes(mtu), ceil_div(rate_bps / 8, 100)));
+}
+
+// 50 ms of queue at the rate: enough for TCP to keep the shaped link busy,
+// short enough not to add seconds of bufferbloat. But never less than 32 KiB:
+// tbf splits a GSO packet larger than its bucket into segments and queues
+// them one by one, so a shorter queue drops the tail of a single send and the
+// flow pays retransmissions even while sending at the shaped rate (measured
+// at 1 Mbit/s: a 6 KB queue sometimes gave 0.92 Mbit/s, 32 KB+ always 0.96).
+// Nor much more: on ingress (ifb) the queue is a real bottleneck buffer, and
+// 64 KiB (500 ms at 1 Mbit/s) made single TCP flows stall in RTO backoff in
+// 1 run of 5 (half the goodput over 4 s); 16-32 KiB never did in 16 runs each.
+uint32_t default_limit(uint64_t rate_bps, uint32_t buffer_bytes) {
+  const uint64_t limit =
+      std::max({ceil_div(rate_bps / 8, 20), uint64_t{buffer_bytes}, kMinTbfLimit});
+  return static_cast<uint32_t>(std::min<uint64_t>(limit, std::numeric_limits<uint32_t>::max()));
+}
+
 }  // namespace
 
 uint32_t percent_to_probability(double percent) {
@@ -157,14 +179,11 @@ Result<TbfParams> tbf_from_proto(const nodequake::v1::BandwidthFault& proto,
     return Error::invalid_argument(field + ".rate_bps", std::to_string(proto.rate_bps()) +
                                                             " is outside 8..100000000000 bit/s");
   p.rate_bps = proto.rate_bps();
-  const uint64_t bytes_per_sec = p.rate_bps / 8;
   const uint64_t frame = frame_bytes(mtu);
 
   if (proto.buffer_bytes() == 0) {
-    // 10 ms of tokens lets short bursts through as a real link would; two
-    // frames keep a full-size packet (and the next) from being dropped at
-    // low rates. At 100 Gbit/s this is 125 MB, still within u32.
-    p.buffer_bytes = static_cast<uint32_t>(std::max(2 * frame, ceil_div(bytes_per_sec, 100)));
+    p.buffer_auto = true;
+    p.buffer_bytes = default_buffer(p.rate_bps, mtu);
   } else {
     if (proto.buffer_bytes() < frame)
       return Error::invalid_argument(field + ".buffer_bytes",
@@ -175,20 +194,8 @@ Result<TbfParams> tbf_from_proto(const nodequake::v1::BandwidthFault& proto,
   }
 
   if (proto.limit_bytes() == 0) {
-    // 50 ms of queue at the rate: enough for TCP to keep the shaped link
-    // busy, short enough not to add seconds of bufferbloat. But never less
-    // than 32 KiB: tbf splits a GSO packet larger than its bucket into
-    // segments and queues them one by one, so a shorter queue drops the tail
-    // of a single send and the flow pays retransmissions even while sending
-    // at the shaped rate (measured at 1 Mbit/s: a 6 KB queue sometimes gave
-    // 0.92 Mbit/s, 32 KB+ always 0.96). Nor much more: on ingress (ifb) the
-    // queue is a real bottleneck buffer, and 64 KiB (500 ms at 1 Mbit/s)
-    // made single TCP flows stall in RTO backoff in 1 run of 5 (half the
-    // goodput over 4 s); 16-32 KiB never did in 16 runs each.
-    const uint64_t limit =
-        std::max({ceil_div(bytes_per_sec, 20), uint64_t{p.buffer_bytes}, kMinTbfLimit});
-    p.limit_bytes =
-        static_cast<uint32_t>(std::min<uint64_t>(limit, std::numeric_limits<uint32_t>::max()));
+    p.limit_auto = true;
+    p.limit_bytes = default_limit(p.rate_bps, p.buffer_bytes);
   } else {
     if (proto.limit_bytes() < frame)
       return Error::invalid_argument(field + ".limit_bytes",
@@ -198,6 +205,12 @@ Result<TbfParams> tbf_from_proto(const nodequake::v1::BandwidthFault& proto,
     p.limit_bytes = proto.limit_bytes();
   }
   return p;
+}
+
+TbfParams fit_to_mtu(TbfParams params, uint32_t mtu) {
+  if (params.buffer_auto) params.buffer_bytes = default_buffer(params.rate_bps, mtu);
+  if (params.limit_auto) params.limit_bytes = default_limit(params.rate_bps, params.buffer_bytes);
+  return params;
 }
 
 NetemParams split_for_both(const NetemParams& params) {

@@ -46,6 +46,10 @@ struct TbfParams {
   uint64_t rate_bps = 0;      // bits per second
   uint32_t buffer_bytes = 0;  // bucket (burst) size
   uint32_t limit_bytes = 0;   // queue of packets waiting for tokens
+  // Chosen by nodequake rather than the client: recomputed for the shaped
+  // device's MTU (fit_to_mtu) once it is known.
+  bool buffer_auto = false;
+  bool limit_auto = false;
   bool operator==(const TbfParams&) const = default;
 };
 
@@ -77,6 +81,10 @@ Result<TbfParams> tbf_from_proto(const nodequake::v1::BandwidthFault& proto,
 // requested delay and (independent jitters adding in quadrature) the requested
 // jitter. Loss, duplication, corruption and reordering are per packet and stay.
 NetemParams split_for_both(const NetemParams& params);
+
+// The defaults of `params` recomputed for a device of `mtu` (a jumbo-frame
+// pod interface needs a bigger bucket than the 1500-byte default plans with).
+TbfParams fit_to_mtu(TbfParams params, uint32_t mtu);
 
 // A shaping fault resolved per direction: what goes on the pod's egress
 // (interface root) and on its ingress (the ifb's root); nullopt = nothing.

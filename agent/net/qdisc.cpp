@@ -233,15 +233,18 @@ Status add_leaf(NlSocket& sock, int ifindex, uint32_t root_handle, uint16_t mino
   if (!ours)
     return Error::failed_precondition(what + ": our root " + handle_str(root_handle) +
                                       " is not installed");
-  if (const auto* tbf = std::get_if<TbfParams>(&spec)) {
+  LeafSpec fitted = spec;
+  if (auto* tbf = std::get_if<TbfParams>(&fitted)) {
+    // Defaults were planned for a 1500-byte MTU; this device may differ.
     NQ_ASSIGN_OR_RETURN(uint32_t mtu, device_mtu(sock, ifindex));
+    *tbf = fit_to_mtu(*tbf, mtu);
     if (tbf->buffer_bytes < uint64_t{mtu} + 14)
       return Error::failed_precondition(
           what + ": tbf buffer of " + std::to_string(tbf->buffer_bytes) +
           " bytes is smaller than one frame at MTU " + std::to_string(mtu));
   }
   NQ_ASSIGN_OR_RETURN(MsgPtr cls, build_leaf_class(ifindex, root_handle, minor));
-  NQ_ASSIGN_OR_RETURN(MsgPtr leaf, build_leaf_qdisc(ifindex, root_handle, minor, spec));
+  NQ_ASSIGN_OR_RETURN(MsgPtr leaf, build_leaf_qdisc(ifindex, root_handle, minor, fitted));
   NQ_TRY(transact(sock, cls.get(), "add " + what));
   const char* kind = std::holds_alternative<NetemParams>(spec) ? "netem" : "tbf";
   if (Status st = transact(sock, leaf.get(), std::string("add ") + kind + " leaf to " + what);

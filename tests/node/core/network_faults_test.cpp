@@ -213,6 +213,26 @@ TEST_P(NetworkFaultsTest, PreExistingRootQdiscSurvivesExactly) {
               }).ok());
 }
 
+TEST_P(NetworkFaultsTest, BandwidthDefaultsFitJumboFrames) {
+  // AWS VPC CNI pods run at MTU 9001: a bucket planned for 1500 bytes would
+  // drop every full-size frame, so the defaults follow the device.
+  auto set_mtu = [&](uint32_t mtu) {
+    for (const Netns* ns : {&pair_->a(), &pair_->b()}) {
+      auto st = run_in_netns(*ns, [&]() -> Status {
+        NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+        return net::set_link_mtu(sock, "eth0", mtu);
+      });
+      ASSERT_TRUE(st.ok()) << st.error().message();
+    }
+  };
+  set_mtu(9001);
+  auto r = apply("bw", bandwidth(10'000'000, v1::DIRECTION_TO, {9}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_NEAR(upload_bps(9), 10e6, 1e6);
+  ASSERT_TRUE(revert("bw").ok());
+  set_mtu(1500);
+}
+
 TEST_P(NetworkFaultsTest, FailedApplyLeavesNothing) {
   // A device with the name of our ifb already exists (someone else's): the
   // fault fails after the egress root was replaced and its leaf installed,

@@ -388,3 +388,27 @@ TEST(NetemDistribution, NormalIsAnInverseCdf) {
 
 }  // namespace
 }  // namespace nq::net
+
+namespace nq::net {
+namespace {
+
+TEST(TbfParams, DefaultsFollowTheDeviceMtu) {
+  nodequake::v1::BandwidthFault proto;
+  proto.set_rate_bps(1'000'000);
+  auto planned = tbf_from_proto(proto, "spec.bandwidth");
+  ASSERT_TRUE(planned.ok());
+  EXPECT_TRUE(planned->buffer_auto);
+  const TbfParams jumbo = fit_to_mtu(*planned, 9001);
+  EXPECT_EQ(jumbo.buffer_bytes, 2u * (9001 + 14));
+  EXPECT_EQ(jumbo.limit_bytes, 32768u);
+  EXPECT_EQ(fit_to_mtu(*planned, 1500), *planned);
+
+  proto.set_buffer_bytes(20000);
+  proto.set_limit_bytes(40000);
+  auto explicit_values = tbf_from_proto(proto, "spec.bandwidth");
+  ASSERT_TRUE(explicit_values.ok());
+  EXPECT_EQ(fit_to_mtu(*explicit_values, 9001), *explicit_values);  // the client's choice stands
+}
+
+}  // namespace
+}  // namespace nq::net
