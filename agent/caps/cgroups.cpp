@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "agent/caps/probe.h"
-#include "common/fd.h"
+#include "common/file.h"
 
 namespace nq {
 namespace {
@@ -18,22 +18,6 @@ std::string join(const std::set<std::string>& v, std::string_view sep) {
     out += s;
   }
   return out;
-}
-
-Result<std::string> read_small_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, "read " + path);
-    }
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
 }
 
 }  // namespace
@@ -77,7 +61,7 @@ std::vector<Capability> probe_cgroups() {
   if (!mounts.ok()) return {{"cgroup_v2", false, mounts.error().message()}};
   std::string v2_controllers;
   if (const runtime::CgroupMount* v2 = mounts->unified()) {
-    auto text = read_small_file((v2->mount_point / "cgroup.controllers").string());
+    auto text = read_file(v2->mount_point / "cgroup.controllers");
     if (text.ok()) v2_controllers = *text;
   }
   return cgroup_capabilities(*mounts, v2_controllers);

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "common/fd.h"
+#include "common/file.h"
 
 namespace nq::runtime {
 namespace {
@@ -19,23 +20,6 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
     out.push_back(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
     if (pos == std::string_view::npos) return out;
     start = pos + 1;
-  }
-}
-
-// procfs and cgroupfs files report size 0, so read until EOF.
-Result<std::string> read_file(const std::filesystem::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + path.string());
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, "read " + path.string());
-    }
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/fd.h"
+#include "common/file.h"
 
 namespace nq {
 namespace {
@@ -27,19 +28,9 @@ using X509Ptr = std::unique_ptr<X509, SslFree<X509_free>>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, SslFree<EVP_PKEY_free>>;
 
 Result<std::string> read_file(const std::string& path, std::string_view field) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, std::string(field) + ": open " + path);
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, std::string(field) + ": read " + path);
-    }
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  auto text = nq::read_file(path);
+  if (!text.ok()) return std::move(text).error().wrapped(field);
+  return text;
 }
 
 // OpenSSL keeps its reasons on a thread-local queue; take the newest and clear it.

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/fd.h"
+#include "common/file.h"
 
 namespace nq::sandbox {
 namespace {
@@ -19,15 +20,6 @@ std::string join_path(std::string_view root, std::string_view rel) {
   std::string out(root);
   while (!out.empty() && out.back() == '/') out.pop_back();
   return out + "/" + std::string(rel);
-}
-
-Status write_file(const std::filesystem::path& file, std::string_view value) {
-  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + file.string());
-  // cgroupfs takes one write per value; a short write does not happen for these sizes.
-  if (::write(fd.get(), value.data(), value.size()) < 0)
-    return Error::from_errno(errno, "write \"" + std::string(value) + "\" to " + file.string());
-  return ok();
 }
 
 bool has(const Hierarchy& h, std::string_view controller) {
@@ -190,7 +182,7 @@ Status apply_cgroup_plan(const PodCgroupPlan& plan) {
     if (::mkdir(d.c_str(), 0755) < 0 && errno != EEXIST)
       return Error::from_errno(errno, "mkdir " + d.string());
   }
-  for (const CgroupWrite& w : plan.writes) NQ_TRY(write_file(w.file, w.value));
+  for (const CgroupWrite& w : plan.writes) NQ_TRY(write_knob(w.file, w.value));
   return ok();
 }
 

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "common/file.h"
+
 namespace nq::sandbox {
 namespace {
 
@@ -29,34 +31,6 @@ Limits limits_from(const json& j) {
   if (j.contains("cpu_millis")) l.cpu_millis = j.at("cpu_millis").get<int64_t>();
   if (j.contains("memory_bytes")) l.memory_bytes = j.at("memory_bytes").get<int64_t>();
   return l;
-}
-
-Result<std::string> read_all(const std::filesystem::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + path.string());
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, "read " + path.string());
-    }
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-Status write_all(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, "write " + what);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return ok();
 }
 
 }  // namespace
@@ -177,7 +151,7 @@ Status Registry::put(const PodRecord& rec) const {
 
 Result<PodRecord> Registry::get(std::string_view ns, std::string_view name) const {
   const std::filesystem::path path = file_for(ns, name);
-  auto text = read_all(path);
+  auto text = read_file(path);
   if (!text.ok()) {
     if (text.error().sys_errno() == ENOENT)
       return Error::not_found("sandbox pod " + std::string(ns) + "/" + std::string(name) +
@@ -198,7 +172,7 @@ Result<std::vector<PodRecord>> Registry::list() const {
   for (const auto& entry : it) {
     const std::string file = entry.path().filename().string();
     if (!file.ends_with(kSuffix) || file.starts_with(".")) continue;
-    auto text = read_all(entry.path());
+    auto text = read_file(entry.path());
     if (!text.ok()) {
       // Removed by a concurrent `down` between listing and reading.
       if (text.error().sys_errno() == ENOENT) continue;
