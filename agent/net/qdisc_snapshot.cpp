@@ -254,6 +254,19 @@ Result<RestoreOutcome> restore_root(NlSocket& sock, int ifindex, uint32_t our_ha
   if (snapshot.kernel_default()) {
     NQ_ASSIGN_OR_RETURN(MsgPtr del, build_delete_root(ifindex, our_handle));
     NQ_TRY(transact(sock, del.get(), where + ": delete " + handle_str(our_handle)));
+  } else {
+    // Our leaf qdiscs are <minor>: (1:, 2:, ... 10:), handles a CNI's tree
+    // uses too. While one exists, the kernel refuses to put the snapshot's
+    // root 1: over ours ("Cannot move an existing qdisc to a different
+    // parent"). A revert removes its leaf first, but a reconcile after a
+    // crash finds them all in place: strip our tree down to its bare root.
+    // The root itself stays until the replace below, so a crash in between
+    // still leaves our root for the next reconcile to finish the job.
+    NQ_ASSIGN_OR_RETURN(std::vector<TcObject> classes, dump_classes(sock, ifindex));
+    for (const TcObject& c : classes) {
+      if (major(c.handle) != major(our_handle)) continue;
+      NQ_TRY(remove_leaf(sock, ifindex, our_handle, static_cast<uint16_t>(TC_H_MIN(c.handle))));
+    }
   }
   for (const ReplayStep& step : steps) {
     const std::vector<uint8_t> bytes = encode_tc_message(step.object);
