@@ -20,6 +20,9 @@ struct AgentProcessOptions {
   std::string state_dir;    // journal
   std::string socket;       // Unix socket
   std::string sandbox_dir;  // local runtime registry
+  // Prometheus endpoint ("127.0.0.1:9464"); "" = none. A field of its own
+  // because the agent refuses an option given twice (CLI11's default).
+  std::string metrics_address;
   std::vector<std::string> extra_args;
   std::string log_file;  // stderr goes here ("" = inherit)
 };
