@@ -12,8 +12,11 @@ build_pkgs=(
   libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 # What the agent runs (stress-ng) and what the tests use on their side of the
-# wire: openssl for throwaway test certificates.
-test_pkgs=(stress-ng openssl iproute2)
+# wire: openssl for throwaway test certificates. The vm tier (tests/vm/) boots
+# Debian's stock kernel under qemu with a busybox-static initramfs (cpio),
+# resolves its modules with kmod and unpacks vmlinux with xz.
+test_pkgs=(stress-ng openssl iproute2 python3
+  qemu-system-x86 busybox-static cpio kmod xz-utils)
 # The peer-tool comparison in the benchmark execs tc and iptables on purpose.
 bench_pkgs=(iproute2 iptables)
 
