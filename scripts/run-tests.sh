@@ -3,6 +3,9 @@
 # followed by each skipped test with its reason.
 #   unit  no privileges
 #   node  root: real namespaces, devices, BPF and cgroups on this kernel
+#   vm    the node tests that need what this kernel lacks (netem, BPF LSM,
+#         cgroup v2), inside Debian's stock kernel under qemu (tests/vm/);
+#         skipped, with the reason, when qemu cannot run here
 set -uo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
@@ -31,6 +34,36 @@ if skipped:
     print("\nSkipped tests and why:")
     for name, why in skipped:
         print(f"  {name}: {why}")
+PY
+fi
+
+# The vm tier: which kernel the guests ran and every test that ran in them
+# (ctest shows a test's output only when it fails).
+if [[ -f $log ]]; then
+  python3 - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+blocks = re.split(r"^\d+/\d+ Testing: ", text, flags=re.M)[1:]
+vm = [b for b in blocks if b.startswith("vm.")]
+if not vm:
+    sys.exit(0)
+kernels = sorted(set(re.findall(r"^vm-run: kernel (\S+) \((\S+)\), (\w+),", text, re.M)))
+print("\nvm tier: guest kernel " + (", ".join(f"{k} ({p}, {a})" for k, p, a in kernels) or "(none booted)"))
+total = 0.0
+for b in vm:
+    name = b.split("\n", 1)[0].strip()
+    secs = re.search(r"^Test time =\s*([\d.]+) sec", b, re.M)
+    total += float(secs.group(1)) if secs else 0.0
+    summary = re.search(r"^nq-vm: \S+: (\d+ ran: .*)$", b, re.M)
+    why = re.search(r"^vm-run: (SKIPPED|FAILED): (.*)$", b, re.M)
+    finished = re.search(r"^vm-run: guest finished in .*; (command exit code \d+)$", b, re.M)
+    line = summary.group(1) if summary else (finished.group(1) if finished else "")
+    if why:
+        line = (line + "; " if line else "") + why.group(1).lower() + ": " + why.group(2)
+    print(f"  {name} ({secs.group(1) if secs else '?'} s): {line or 'no test report'}")
+    for verdict, test in re.findall(r"^nq-vm:   (PASSED|FAILED|SKIPPED|SKIP NOT ALLOWED)\s+(\S+)", b, re.M):
+        print(f"      {verdict:<16} {test}")
+print(f"vm tier wall time: {total:.0f} s")
 PY
 fi
 exit $rc
