@@ -43,6 +43,7 @@ struct Config {
   std::string opt_in_label = "chaos-ready=true";
   std::string max_ttl = "24h";
   std::string attach = "auto";
+  std::string bpf_idle = "30s";
   std::string log_level = "info";
 };
 
@@ -105,9 +106,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-ttl", cfg.max_ttl, "Longest TTL an injection may ask for")
       ->capture_default_str();
   app.add_option("--attach", cfg.attach,
-                 "BPF attachment: tcx (links, die with the agent), tc "
-                 "(clsact filters, journaled), auto")
-      ->check(CLI::IsMember({"auto", "tcx", "tc"}))
+                 "BPF attachment: tcx (links, die with the agent), clsact "
+                 "(tc filters, journaled), auto")
+      ->check(CLI::IsMember({"auto", "tcx", "clsact"}))
+      ->capture_default_str();
+  app.add_option("--bpf-idle", cfg.bpf_idle,
+                 "Keep an interface's (inert) BPF program this long after its last fault, so a "
+                 "burst of injections attaches once; 0s detaches with the last revert")
       ->capture_default_str();
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -141,12 +146,15 @@ int main(int argc, char** argv) {
     if (!c.available) spdlog::info("capability {} unavailable: {}", c.name, c.detail);
   }
 
-  nq::net::NetfaultLoadOptions bpf;
+  nq::net::NetworkFaultsOptions nopts;
   if (cfg.attach == "tcx" || (cfg.attach == "auto" && caps.has("bpf_tcx"))) {
-    bpf.attach = nq::net::NetfaultLoadOptions::Attach::kTcx;
+    nopts.bpf.attach = nq::net::NetfaultLoadOptions::Attach::kTcx;
   } else {
-    bpf.attach = nq::net::NetfaultLoadOptions::Attach::kLegacyTc;
+    nopts.bpf.attach = nq::net::NetfaultLoadOptions::Attach::kLegacyTc;
   }
+  auto idle = nq::parse_duration(cfg.bpf_idle);
+  if (!idle.ok()) return fail(idle.error(), "--bpf-idle");
+  nopts.idle_detach = std::chrono::duration_cast<std::chrono::milliseconds>(*idle);
 
   auto journal = nq::Journal::open(cfg.state_dir);
   if (!journal.ok()) return fail(journal.error(), "journal");
@@ -161,7 +169,7 @@ int main(int argc, char** argv) {
       [&manager_ptr](const nodequake::v1::journal::Record& r) {
         return manager_ptr->append_record(r);
       },
-      bpf);
+      nopts);
   nq::core::InjectionManager manager(mopts, runtime, *journal, network, caps, &metrics, clock);
   manager_ptr = &manager;
 
@@ -196,7 +204,7 @@ int main(int argc, char** argv) {
   spdlog::info("nodequake-agent {} on node {}: socket {}{}{}, runtime {}, attach {}", NQ_VERSION,
                cfg.node_name, cfg.socket, cfg.listen.empty() ? "" : ", mTLS ",
                cfg.listen.empty() ? "" : cfg.listen, runtime.name(),
-               bpf.attach == nq::net::NetfaultLoadOptions::Attach::kTcx ? "tcx" : "tc");
+               nopts.bpf.attach == nq::net::NetfaultLoadOptions::Attach::kTcx ? "tcx" : "clsact");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -32,6 +32,11 @@ class NetworkBackend {
   virtual Status revert(const std::string& id) = 0;
   // Start-up: remove what an earlier incarnation left on one link.
   virtual Status reconcile(const nodequake::v1::journal::LinkOwned& link) = 0;
+  // Housekeeping (called from the expiry loop): drop what no fault needs
+  // any more, such as an idle program kept attached for the next fault.
+  virtual void release_idle() = 0;
+  // Shutdown, after every injection was reverted: drop everything.
+  virtual void release_all() = 0;
 };
 
 }  // namespace nq::core

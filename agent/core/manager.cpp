@@ -387,6 +387,8 @@ Result<v1::RevertAllResponse> InjectionManager::revert_all(const std::string& ac
       spdlog::error("kill switch: revert {} failed: {}", id, r.error().message());
     }
   }
+  // The kill switch leaves nothing of ours behind, not even idle programs.
+  network_.release_all();
   *resp.mutable_killswitch() = killswitch_;
   update_gauges();
   return resp;
@@ -435,6 +437,7 @@ Clock::time_point InjectionManager::expire_due() {
     if (auto r = revert_locked(id, reason); !r.ok())
       spdlog::error("expiry ({}) of {} failed, retrying: {}", reason, id, r.error().message());
   }
+  network_.release_idle();
   return next_deadline_locked();
 }
 
@@ -474,6 +477,7 @@ void InjectionManager::revert_everything_for_shutdown() {
       spdlog::error("shutdown: revert {} failed (the next start reconciles it): {}", id,
                     r.error().message());
   }
+  network_.release_all();
 }
 
 }  // namespace nq::core

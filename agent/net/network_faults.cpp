@@ -63,14 +63,15 @@ std::string ifb_name_for(const std::string& ifname) {
 class NetworkFaults::Link {
  public:
   Link(std::string key, Netns netns, std::string ifname, int ifindex, NlSocket sock,
-       core::RecordSink journal, NetfaultLoadOptions bpf)
+       core::RecordSink journal, NetfaultLoadOptions bpf, ProgramPool& pool)
       : key_(std::move(key)),
         netns_(std::move(netns)),
         ifname_(std::move(ifname)),
         ifindex_(ifindex),
         sock_(std::move(sock)),
         journal_(std::move(journal)),
-        bpf_(bpf) {
+        bpf_(bpf),
+        pool_(pool) {
     owned_.set_key(key_);
     owned_.mutable_netns()->set_path(netns_.path());
     owned_.mutable_netns()->set_dev(netns_.id().dev);
@@ -81,6 +82,8 @@ class NetworkFaults::Link {
 
   bool empty() const { return by_id_.empty(); }
   const std::string& key() const { return key_; }
+  // Since when the interface has had no fault (meaningful when empty()).
+  std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
 
   Result<core::Details> apply(const std::string& id, const core::NetworkFault& fault);
   Status revert(const std::string& id);
@@ -126,6 +129,7 @@ class NetworkFaults::Link {
   NlSocket sock_;  // bound to netns_
   core::RecordSink journal_;
   NetfaultLoadOptions bpf_;
+  ProgramPool& pool_;
 
   jr::LinkOwned owned_;  // what the journal says we own here
   bool egress_root_ = false;
@@ -133,6 +137,7 @@ class NetworkFaults::Link {
   std::optional<NetfaultProgram> prog_;
   RuleSlots slots_;
   std::map<std::string, uint32_t> by_id_;
+  std::chrono::steady_clock::time_point idle_since_{};
 };
 
 Status NetworkFaults::Link::ensure_egress_root(UndoStack& undo) {
@@ -189,7 +194,7 @@ Status NetworkFaults::Link::drop_ifb() {
 
 Status NetworkFaults::Link::ensure_program(UndoStack& undo) {
   if (prog_) return ok();
-  NQ_ASSIGN_OR_RETURN(NetfaultProgram prog, NetfaultProgram::load(bpf_));
+  NQ_ASSIGN_OR_RETURN(NetfaultProgram prog, pool_.take());
   prog_.emplace(std::move(prog));
   undo.push("detach netfault program", [this] { return drop_program(); });
   if (bpf_.attach == NetfaultLoadOptions::Attach::kAuto)
@@ -312,7 +317,7 @@ Status NetworkFaults::Link::revert(const std::string& id) {
   by_id_.erase(it);
   if (!any_egress_shaping()) NQ_TRY(drop_egress_root());
   if (!any_ingress_shaping()) NQ_TRY(drop_ifb());
-  if (by_id_.empty()) NQ_TRY(release());
+  if (by_id_.empty()) idle_since_ = std::chrono::steady_clock::now();
   return ok();
 }
 
@@ -327,8 +332,8 @@ Status NetworkFaults::Link::release() {
 
 // ---------------------------------------------------------------- NetworkFaults
 
-NetworkFaults::NetworkFaults(core::RecordSink journal, NetfaultLoadOptions bpf)
-    : journal_(std::move(journal)), bpf_(bpf) {}
+NetworkFaults::NetworkFaults(core::RecordSink journal, NetworkFaultsOptions options)
+    : journal_(std::move(journal)), options_(options), pool_(options.bpf, options.spare_programs) {}
 
 NetworkFaults::~NetworkFaults() = default;
 
@@ -349,7 +354,7 @@ Result<NetworkFaults::Link*> NetworkFaults::link_for(const runtime::PodInfo& pod
     return std::move(ifindex).error();
   }
   auto link = std::make_unique<Link>(key, std::move(netns), ifname, *ifindex, std::move(sock),
-                                     journal_, bpf_);
+                                     journal_, options_.bpf, pool_);
   Link* raw = link.get();
   links_.emplace(key, std::move(link));
   return raw;
@@ -360,11 +365,8 @@ Result<core::Details> NetworkFaults::apply(const std::string& id, const core::Ne
   NQ_ASSIGN_OR_RETURN(Link * link, link_for(pod, fault.path.ifname));
   auto details = link->apply(id, fault);
   if (!details.ok()) {
-    if (link->empty()) {
-      if (Status st = link->release(); !st.ok())
-        spdlog::error("rollback: releasing {}: {}", link->key(), st.error().message());
-      links_.erase(link->key());
-    }
+    // A link that never held a fault is not worth keeping idle.
+    if (link->empty()) release(links_.find(link->key()));
     return details;
   }
   link_of_[id] = link->key();
@@ -377,10 +379,38 @@ Status NetworkFaults::revert(const std::string& id) {
   auto lit = links_.find(it->second);
   if (lit != links_.end()) {
     NQ_TRY(lit->second->revert(id));
-    if (lit->second->empty()) links_.erase(lit);
+    if (lit->second->empty() && options_.idle_detach.count() == 0) release(lit);
   }
   link_of_.erase(it);
   return ok();
+}
+
+void NetworkFaults::release(std::map<std::string, std::unique_ptr<Link>>::iterator it) {
+  if (it == links_.end()) return;
+  if (Status st = it->second->release(); !st.ok()) {
+    // Keep it: what is left stays journaled for the next attempt (or the
+    // next start's reconcile).
+    spdlog::error("releasing {}: {}", it->first, st.error().message());
+    return;
+  }
+  links_.erase(it);
+}
+
+void NetworkFaults::release_idle() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = links_.begin(); it != links_.end();) {
+    auto next = std::next(it);
+    if (it->second->empty() && now - it->second->idle_since() >= options_.idle_detach) release(it);
+    it = next;
+  }
+}
+
+void NetworkFaults::release_all() {
+  for (auto it = links_.begin(); it != links_.end();) {
+    auto next = std::next(it);
+    release(it);
+    it = next;
+  }
 }
 
 Status NetworkFaults::reconcile(const jr::LinkOwned& link) {

@@ -13,20 +13,33 @@
 // a LinkOwned record before it is created; reconcile() removes it after a crash.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "agent/core/backend.h"
 #include "agent/net/netfault_bpf.h"
+#include "agent/net/program_pool.h"
 
 namespace nq::net {
 
-class NetworkFaults final : public core::NetworkBackend {
- public:
+struct NetworkFaultsOptions {
   // `bpf.attach` must be decided (kTcx or kLegacyTc; the agent picks it from
   // the bpf_tcx capability): legacy filters are journaled before attaching.
-  NetworkFaults(core::RecordSink journal, NetfaultLoadOptions bpf);
+  NetfaultLoadOptions bpf;
+  // Programs loaded ahead of need (the verifier stays off the Apply path).
+  size_t spare_programs = 1;
+  // How long an interface keeps its (rule-less, so inert) program after its
+  // last fault is reverted: attaching a TCX link costs an RCU grace period
+  // (~10 ms each way here), which a burst of injections should pay once.
+  // Zero detaches with the last revert.
+  std::chrono::milliseconds idle_detach{30'000};
+};
+
+class NetworkFaults final : public core::NetworkBackend {
+ public:
+  NetworkFaults(core::RecordSink journal, NetworkFaultsOptions options);
   // Releases handles only: reverting is the manager's decision. TCX links
   // close with the program objects; qdiscs stay for reconcile.
   ~NetworkFaults() override;
@@ -35,15 +48,20 @@ class NetworkFaults final : public core::NetworkBackend {
                               const runtime::PodInfo& pod) override;
   Status revert(const std::string& id) override;
   Status reconcile(const nodequake::v1::journal::LinkOwned& link) override;
+  void release_idle() override;
+  void release_all() override;
 
+  // Interfaces with faults or an idle program.
   size_t link_count() const { return links_.size(); }
 
  private:
   class Link;
   Result<Link*> link_for(const runtime::PodInfo& pod, const std::string& ifname);
+  void release(std::map<std::string, std::unique_ptr<Link>>::iterator it);
 
   core::RecordSink journal_;
-  NetfaultLoadOptions bpf_;
+  NetworkFaultsOptions options_;
+  ProgramPool pool_;
   std::map<std::string, std::unique_ptr<Link>> links_;  // by link key
   std::map<std::string, std::string> link_of_;          // injection id -> link key
 };

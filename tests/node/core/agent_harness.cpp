@@ -113,7 +113,9 @@ AgentProcessOptions AgentHarness::options(const std::vector<std::string>& extra)
   o.sandbox_dir = env_.options().state_dir.string();
   o.log_file = log_file();
   o.metrics_address = metrics_address_;
-  o.extra_args = {"--node-name", "nqtest" + env_.suffix(), "--log-level", "info"};
+  // The tests compare kernel state right after a revert: no idle program.
+  o.extra_args = {"--node-name", "nqtest" + env_.suffix(), "--log-level", "info", "--bpf-idle",
+                  "0s"};
   o.extra_args.insert(o.extra_args.end(), extra.begin(), extra.end());
   return o;
 }

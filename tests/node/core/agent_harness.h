@@ -71,7 +71,7 @@ class AgentHarness {
   ~AgentHarness();
 
   // Starts the agent and waits until it answers Probe. `extra` are added to
-  // the command line (e.g. {"--attach", "tc"}).
+  // the command line (e.g. {"--attach", "clsact"}).
   Status start(const std::vector<std::string>& extra = {},
                std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Sends `sig` and reaps the agent; returns its wait status.

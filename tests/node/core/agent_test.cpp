@@ -425,7 +425,7 @@ TEST_F(AgentTest, RevertAllRevertsEverythingAndBlocksUntilReleaseAcrossRestarts)
 // ------------------------------------------------------------ shutdown
 
 TEST_F(AgentTest, SigtermRevertsEverythingBeforeExiting) {
-  std::vector<std::vector<std::string>> modes = {{"--attach", "tc"}};
+  std::vector<std::vector<std::string>> modes = {{"--attach", "clsact"}};
   if (has_capability("bpf_tcx")) modes.push_back({"--attach", "tcx"});
   for (const auto& mode : modes) {
     SCOPED_TRACE(mode[1]);
@@ -435,7 +435,7 @@ TEST_F(AgentTest, SigtermRevertsEverythingBeforeExiting) {
                               partition(v1::DIRECTION_BOTH, {{ips_[kServer] + "/32"}, {}})),
                       &resp)
                     .ok());
-    EXPECT_EQ(detail(resp.injection(), "attach"), mode[1] == "tc" ? "tc-clsact" : "tcx");
+    EXPECT_EQ(detail(resp.injection(), "attach"), mode[1] == "clsact" ? "tc-clsact" : "tcx");
     ASSERT_NO_FATAL_FAILURE(
         must_apply(request("b-" + mode[1], kServer, bandwidth(3'000'000, v1::DIRECTION_BOTH))));
     ASSERT_NO_FATAL_FAILURE(must_apply(

@@ -245,8 +245,8 @@ class CrashTest : public ::testing::Test {
   }
 
   std::string attach_mode(unsigned i) const {
-    if (!caps_.count("bpf_tcx") || !caps_.at("bpf_tcx")) return "tc";
-    return i % 2 == 0 ? "tcx" : "tc";
+    if (!caps_.count("bpf_tcx") || !caps_.at("bpf_tcx")) return "clsact";
+    return i % 2 == 0 ? "tcx" : "clsact";
   }
 
   SandboxEnv env_;  // first: torn down last
@@ -345,7 +345,8 @@ TEST_F(CrashTest, KillNineAtRandomMomentsRestoresKernelStateExactly) {
   std::printf(
       "crash test summary: %u iterations, %d kills mid-Apply (%d Apply RPCs in flight), %d "
       "before any Apply, %d between Applies, %d after all applied; %d injections applied before "
-      "kills (a full pass of %zu Applies takes ~%.0f ms); attach tcx/tc alternating; total %.1f "
+      "kills (a full pass of %zu Applies takes ~%.0f ms); attach tcx/clsact alternating; total "
+      "%.1f "
       "s; seed %u\n",
       iterations, kills_mid_apply, in_flight_total, kills_before, kills_between, kills_after,
       applied_total, plan().size(), pass_ms, seconds_since(t0), seed);

@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <thread>
+
 #include "agent/core/spec.h"
 #include "agent/journal/journal.h"
 #include "agent/net/links.h"
@@ -84,9 +87,12 @@ class NetworkFaultsTest : public ::testing::TestWithParam<NetfaultLoadOptions::A
     EXPECT_EQ(diff(baseline_, capture()), "") << "the test left kernel state behind";
   }
 
-  std::unique_ptr<net::NetworkFaults> make_backend() {
-    NetfaultLoadOptions opts;
-    opts.attach = GetParam();
+  std::unique_ptr<net::NetworkFaults> make_backend(
+      std::chrono::milliseconds idle = std::chrono::milliseconds(0)) {
+    net::NetworkFaultsOptions opts;
+    opts.bpf.attach = GetParam();
+    opts.spare_programs = 1;
+    opts.idle_detach = idle;
     return std::make_unique<net::NetworkFaults>(
         [this](const jr::Record& r) -> Status {
           records_.push_back(r);
@@ -231,6 +237,35 @@ TEST_P(NetworkFaultsTest, BandwidthDefaultsFitJumboFrames) {
   EXPECT_NEAR(upload_bps(9), 10e6, 1e6);
   ASSERT_TRUE(revert("bw").ok());
   set_mtu(1500);
+}
+
+TEST_P(NetworkFaultsTest, IdleProgramStaysUntilReleased) {
+  faults_ = make_backend(std::chrono::milliseconds(200));
+  ASSERT_TRUE(apply("p", partition(v1::DIRECTION_TO, {"10.77.0.2/32"})).ok());
+  ASSERT_TRUE(revert("p").ok());
+  // The fault is gone at once; the inert program stays for the next one.
+  EXPECT_TRUE(a_connects_to_b());
+  NetnsKernelState idle = capture();
+  if (GetParam() == NetfaultLoadOptions::Attach::kTcx) {
+    EXPECT_EQ(diff(baseline_.tc, idle.tc), "");  // the program hangs on TCX links only
+  } else {
+    // Only our clsact filters (and the clsact qdisc carrying them) remain.
+    std::istringstream lines(diff(baseline_.tc, idle.tc));
+    for (std::string line; std::getline(lines, line);)
+      EXPECT_TRUE(line.find("pref 20049") != std::string::npos ||
+                  line.find("qdisc clsact") != std::string::npos)
+          << line;
+  }
+  EXPECT_EQ(faults_->link_count(), 1u);
+  ASSERT_TRUE(apply("p2", partition(v1::DIRECTION_TO, {"10.77.0.2/32"})).ok());
+  EXPECT_FALSE(a_connects_to_b());
+  ASSERT_TRUE(revert("p2").ok());
+  faults_->release_idle();  // not idle long enough yet
+  EXPECT_EQ(faults_->link_count(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  faults_->release_idle();
+  EXPECT_EQ(faults_->link_count(), 0u);
+  EXPECT_EQ(diff(baseline_, capture()), "");
 }
 
 TEST_P(NetworkFaultsTest, FailedApplyLeavesNothing) {

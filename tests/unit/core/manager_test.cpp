@@ -73,6 +73,10 @@ class RecordingBackend final : public NetworkBackend {
     reconciled.push_back(link.key());
     return ok();
   }
+  void release_idle() override { ++idle_sweeps; }
+  void release_all() override { released_all = true; }
+  int idle_sweeps = 0;
+  bool released_all = false;
   RecordSink sink;
   bool fail_next = false;
   bool fail_revert = false;
@@ -255,6 +259,7 @@ TEST_F(ManagerTest, TtlExpiryReverts) {
   clock_.advance(2s);
   const auto next = manager_->expire_due();
   EXPECT_EQ(backend_.reverted, std::vector<std::string>{"short"});
+  EXPECT_GT(backend_.idle_sweeps, 0) << "expiry also sweeps idle programs";
   EXPECT_EQ(manager_->revert("short")->revert_reason(), "ttl");
   EXPECT_EQ(next, clock_.now() + 49s);
 }
@@ -285,6 +290,7 @@ TEST_F(ManagerTest, KillSwitchRevertsBlocksAndSurvivesRestart) {
   EXPECT_EQ(all->reverted_size(), 2);
   EXPECT_TRUE(all->killswitch().engaged());
   EXPECT_TRUE(backend_.active.empty());
+  EXPECT_TRUE(backend_.released_all) << "the kill switch leaves no idle program behind";
 
   auto refused = manager_->apply(partition_request("c", "postgres-0"));
   ASSERT_FALSE(refused.ok());
@@ -311,6 +317,14 @@ TEST_F(ManagerTest, RestartReconcilesWhatWasLeft) {
   backend_.reconciled.clear();
   start();
   EXPECT_TRUE(backend_.reconciled.empty());
+}
+
+TEST_F(ManagerTest, ShutdownRevertsAndReleasesEverything) {
+  ASSERT_TRUE(manager_->apply(partition_request("a", "postgres-0")).ok());
+  manager_->revert_everything_for_shutdown();
+  EXPECT_TRUE(backend_.active.empty());
+  EXPECT_TRUE(backend_.released_all);
+  EXPECT_EQ(manager_->revert("a")->revert_reason(), "shutdown");
 }
 
 TEST_F(ManagerTest, FailedRevertKeepsTheInjection) {
