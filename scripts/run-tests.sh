@@ -24,9 +24,13 @@ if [[ -f $log ]]; then
 import re, sys
 text = open(sys.argv[1], errors="replace").read()
 skipped = []
-for block in text.split("----------------------------------------------------------")[1:]:
+# One block per test, from its "N/M Testing: name" line to the next one (the
+# dashed lines also separate a test's header from its output).
+for block in re.split(r'^(?=\d+/\d+ Testing: )', text, flags=re.M)[1:]:
     m = re.search(r'^\d+/\d+ Test: (\S+)', block, re.M)
-    if not m or "[  SKIPPED ]" not in block:
+    # A vm test's output has the guest's allowed skips; the vm summary below
+    # lists those.
+    if not m or m.group(1).startswith("vm.") or "[  SKIPPED ]" not in block:
         continue
     reason = re.search(r'Skipped\s*\n(.*)', block)
     skipped.append((m.group(1), reason.group(1).strip() if reason else "(no reason printed)"))
@@ -61,8 +65,9 @@ for b in vm:
     if why:
         line = (line + "; " if line else "") + why.group(1).lower() + ": " + why.group(2)
     print(f"  {name} ({secs.group(1) if secs else '?'} s): {line or 'no test report'}")
-    for verdict, test in re.findall(r"^nq-vm:   (PASSED|FAILED|SKIPPED|SKIP NOT ALLOWED)\s+(\S+)", b, re.M):
-        print(f"      {verdict:<16} {test}")
+    for verdict, test, rest in re.findall(
+            r"^nq-vm:   (PASSED|FAILED|SKIPPED|SKIP NOT ALLOWED)\s+(\S+) \([^)]*\)(.*)$", b, re.M):
+        print(f"      {verdict:<16} {test}{rest if verdict.startswith('SKIP') else ''}")
 print(f"vm tier wall time: {total:.0f} s")
 PY
 fi
