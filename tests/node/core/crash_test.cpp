@@ -261,7 +261,8 @@ class CrashTest : public ::testing::Test {
 
 TEST_F(CrashTest, KillNineAtRandomMomentsRestoresKernelStateExactly) {
   const unsigned seed = env_or("NQ_CRASH_SEED", std::random_device{}());
-  const unsigned iterations = std::max(20u, env_or("NQ_CRASH_ITERATIONS", 24));
+  // 24 by default (the node tier); the vm tier asks for fewer under TCG.
+  const unsigned iterations = std::max(1u, env_or("NQ_CRASH_ITERATIONS", 24));
   std::printf("crash test: seed %u (NQ_CRASH_SEED=%u replays it), %u iterations\n", seed, seed,
               iterations);
   RecordProperty("seed", std::to_string(seed));

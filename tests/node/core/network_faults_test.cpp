@@ -134,6 +134,15 @@ class NetworkFaultsTest : public ::testing::TestWithParam<NetfaultLoadOptions::A
     EXPECT_TRUE(t.ok()) << t.error().message();
     return t.ok() ? t->bits_per_second() : 0;
   }
+  // Egress shaping is the sender's own qdisc: TCP never overruns it, and the
+  // goodput is the rate minus headers (0.96). Ingress shaping (the ifb) is a
+  // bottleneck queue the sender must probe by loss, which costs a single TCP
+  // flow a few percent more on a busy machine (0.89-0.96 measured). Never more
+  // than the rate, though.
+  static void expect_ingress_rate(double measured, double rate) {
+    EXPECT_GE(measured, 0.85 * rate) << "data arriving at the pod";
+    EXPECT_LE(measured, 1.05 * rate) << "data arriving at the pod";
+  }
   bool a_connects_to_b(uint16_t port = 7) {
     return in_a([&] { return traffic::tcp_connect(NetnsPair::kIpB, port, 300ms); }).ok();
   }
@@ -183,7 +192,7 @@ TEST_P(NetworkFaultsTest, IngressBandwidthGoesThroughIfb) {
   auto r = apply("bw-in", bandwidth(1'000'000, v1::DIRECTION_FROM));
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_NE(r->at("ingress_class").find("nqifb-eth0"), std::string::npos);
-  EXPECT_NEAR(download_bps(19), 1e6, 1e5) << "data arriving at the pod";
+  expect_ingress_rate(download_bps(19), 1e6);
   EXPECT_GT(upload_bps(9), 50e6) << "egress is not shaped";
 }
 
@@ -193,7 +202,7 @@ TEST_P(NetworkFaultsTest, BothDirectionsAndStackedFaults) {
   EXPECT_FALSE(a_connects_to_b(9));
   ASSERT_TRUE(revert("p").ok());
   EXPECT_NEAR(upload_bps(9), 2e6, 2e5);
-  EXPECT_NEAR(download_bps(19), 2e6, 2e5);
+  expect_ingress_rate(download_bps(19), 2e6);
 }
 
 TEST_P(NetworkFaultsTest, PreExistingRootQdiscSurvivesExactly) {
