@@ -45,6 +45,9 @@
  *
  * Packets no rule claims return TC_ACT_UNSPEC (TCX_NEXT), not TC_ACT_OK:
  * programs attached after this one (a CNI's, say) still get to see them.
+ *
+ * Kernels: one object for 6.1 (Debian 12's stock kernel, clsact only) up to
+ * 6.18; the comments marked "Verifier" say what the older one needs.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -303,9 +306,16 @@ static __always_inline int is_icmp(const struct nq_pkt *p)
  * Verifier: rule_matches() and partition_drops() are global (non-static,
  * __noinline) functions, so each is verified once on its own with generic
  * arguments instead of once per slot and per path of the two 32-slot loops:
- * this cuts the instructions processed at load by a factor of four (~23k
- * instead of ~98k on 6.18). The price is that pointer arguments of global
- * functions may be NULL as far as the verifier knows, hence the checks.
+ * with them inlined the verifier processes ~145k instructions per program
+ * on 6.18 and ~108k on 6.1, instead of ~22k and ~19k. The price:
+ *  - pointer arguments of global functions may be NULL as far as the
+ *    verifier knows, hence the checks;
+ *  - a global function sees its pointer arguments as plain memory
+ *    (PTR_TO_MEM), which 6.1's helpers refuse as a map key ("R2 type=mem
+ *    expected=fp, pkt, pkt_meta, map_key, map_value"; 6.18 takes it): there
+ *    a key must point to the stack, the packet or a map value.
+ *    partition_drops() therefore builds its flow key on its own stack from
+ *    the parsed packet.
  */
 
 /* Protocol and ports; the addresses were matched by the LPM lookups. */
@@ -329,6 +339,7 @@ __noinline int rule_matches(const struct nq_rule *r, const struct nq_pkt *p, __u
 	       port_in(r->local_ports, r->n_local_ports, lport);
 }
 
+/* The map key is count()'s own copy of slot (see the loops in handle()). */
 static __always_inline void count(__u32 slot, int field)
 {
 	struct nq_stats *st = bpf_map_lookup_elem(&nq_stats, &slot);
@@ -356,13 +367,17 @@ static __always_inline void count(__u32 slot, int field)
 #define CNT_RECORDED 2
 #define CNT_SHAPED 3
 
-/* A PARTITION rule's verdict on a matching packet: 1 = drop. */
+/*
+ * A PARTITION rule's verdict on a matching packet: 1 = drop. The flow key
+ * is on this function's stack, not the caller's (see "Verifier" above).
+ */
 __noinline int partition_drops(const struct nq_rule *r, const struct nq_pkt *p, __u32 dir_bit,
-			       __u32 slot, struct nq_flow_key *key)
+			       __u32 slot)
 {
+	struct nq_flow_key key = {};
 	int stateful;
 
-	if (!r || !p || !key)
+	if (!r || !p)
 		return 0;
 	stateful = p->has_ports && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
 
@@ -370,24 +385,39 @@ __noinline int partition_drops(const struct nq_rule *r, const struct nq_pkt *p, 
 	    p->icmp_type >= ICMPV6_NDP_FIRST && p->icmp_type <= ICMPV6_NDP_LAST)
 		return 0;
 
+	if (stateful) {
+		/* From the pod's point of view: local = the pod's side. */
+		key.family = p->family;
+		key.proto = p->proto;
+		key.slot = slot;
+		if (dir_bit == NQ_DIR_EGRESS) {
+			key.local_port = p->sport;
+			key.remote_port = p->dport;
+			__builtin_memcpy(key.local_addr, p->saddr, 16);
+			__builtin_memcpy(key.remote_addr, p->daddr, 16);
+		} else {
+			key.local_port = p->dport;
+			key.remote_port = p->sport;
+			__builtin_memcpy(key.local_addr, p->daddr, 16);
+			__builtin_memcpy(key.remote_addr, p->saddr, 16);
+		}
+	}
+
 	if (!(r->dirs & dir_bit)) {
 		/* The open side: new connections across it are admitted. */
 		if (stateful && (p->proto == IPPROTO_UDP ||
 				 (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
 			__u64 now = bpf_ktime_get_ns();
 
-			key->slot = slot;
-			if (!bpf_map_update_elem(&nq_flows, key, &now, BPF_ANY))
+			if (!bpf_map_update_elem(&nq_flows, &key, &now, BPF_ANY))
 				count(slot, CNT_RECORDED);
 		}
 		return 0;
 	}
 	if (r->dirs == NQ_DIR_BOTH)
 		return 1;
-	if (stateful) {
-		key->slot = slot;
-		return bpf_map_lookup_elem(&nq_flows, key) == NULL;
-	}
+	if (stateful)
+		return bpf_map_lookup_elem(&nq_flows, &key) == NULL;
 	if (p->fragment && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP))
 		return 0;
 	return 1;
@@ -396,7 +426,6 @@ __noinline int partition_drops(const struct nq_rule *r, const struct nq_pkt *p, 
 static __always_inline int handle(struct __sk_buff *skb, __u32 dir_idx)
 {
 	const __u32 dir_bit = dir_idx == NQ_IDX_EGRESS ? NQ_DIR_EGRESS : NQ_DIR_INGRESS;
-	struct nq_flow_key key = {};
 	struct nq_pkt p = {};
 	struct nq_config *cfg;
 	__u32 zero = 0, cand, remote, local;
@@ -427,38 +456,40 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir_idx)
 	if (!cand)
 		return TC_ACT_UNSPEC;
 
-	key.family = p.family;
-	key.proto = p.proto;
-	key.local_port = lport;
-	key.remote_port = rport;
-	__builtin_memcpy(key.local_addr, laddr, 16);
-	__builtin_memcpy(key.remote_addr, raddr, 16);
-
 	/*
 	 * Two passes, partitions first: they win over shaping whatever the
 	 * slot order. Keeping them apart also keeps the verifier's state small
 	 * (no "shaping slot found so far" carried through the iterations).
+	 *
+	 * Verifier: the map lookups take the address of idx, a copy, never of
+	 * the loop counter. 6.1's verifier assumes a helper may write any stack
+	 * memory passed to it, map keys included, and forgets what it held: a
+	 * counter whose address went to bpf_map_lookup_elem() became an unknown
+	 * scalar, so the loop looked unbounded ("infinite loop detected").
+	 * Newer verifiers (6.18 here) keep read-only arguments as they were.
 	 */
 	for (__u32 slot = 0; slot < NQ_MAX_RULES; slot++) {
 		const struct nq_rule *r;
+		__u32 idx = slot;
 
 		if (!(cand & cfg->partitions & (1U << slot)))
 			continue;
-		r = bpf_map_lookup_elem(&nq_rules, &slot);
+		r = bpf_map_lookup_elem(&nq_rules, &idx);
 		if (!r || !rule_matches(r, &p, lport, rport))
 			continue;
 		count(slot, CNT_MATCHED);
-		if (partition_drops(r, &p, dir_bit, slot, &key)) {
+		if (partition_drops(r, &p, dir_bit, slot)) {
 			count(slot, CNT_DROPPED);
 			return TC_ACT_SHOT;
 		}
 	}
 	for (__u32 slot = 0; slot < NQ_MAX_RULES; slot++) {
 		const struct nq_rule *r;
+		__u32 idx = slot;
 
 		if (!(cand & ~cfg->partitions & (1U << slot)))
 			continue;
-		r = bpf_map_lookup_elem(&nq_rules, &slot);
+		r = bpf_map_lookup_elem(&nq_rules, &idx);
 		if (!r || !rule_matches(r, &p, lport, rport))
 			continue;
 		count(slot, CNT_MATCHED);
