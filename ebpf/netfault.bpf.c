@@ -43,6 +43,15 @@
  * does not see it twice. Partition drops win over shaping; among SHAPE rules
  * the lowest slot wins.
  *
+ * The ifb hop: an ifb drops every packet whose skb->redirected is not set.
+ * bpf_redirect() sets it on recent kernels (6.18 here), and attached by TCX
+ * links (6.6+) nq_ingress redirects so. On 6.1 it does not, and the packets
+ * were lost: attached as clsact filters (ifb_by_filter set), nq_ingress
+ * marks the packet in skb->cb and returns TC_ACT_UNSPEC instead, and the
+ * next filter, nq_ingress_ifb with a mirred action, which does set
+ * skb->redirected, takes it to the ifb (the agent keeps the action's target
+ * equal to nq_config.ifb_ifindex; see agent/net/netfault_bpf.cpp).
+ *
  * Packets no rule claims return TC_ACT_UNSPEC (TCX_NEXT), not TC_ACT_OK:
  * programs attached after this one (a CNI's, say) still get to see them.
  *
@@ -83,6 +92,17 @@
  */
 const volatile __u32 l2_hdr_len = ETH_HLEN;
 const volatile __u32 ipv6_ext_hdr_max = 4;
+
+/*
+ * Set by the agent while the programs are attached as clsact filters (not
+ * rodata: the attach mode is chosen after load): ingress packets bound for
+ * the ifb go through the filter after this one. See "The ifb hop" above.
+ */
+__u32 ifb_by_filter;
+
+/* skb->cb word that tells nq_ingress_ifb to take the packet to the ifb. */
+#define CB_IFB 0
+#define CB_TO_IFB 0x4e51f1b0
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -432,6 +452,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir_idx)
 	const __u8 *raddr, *laddr;
 	__u16 lport, rport;
 
+	/* skb->cb holds whatever an earlier layer left: clear our word. */
+	if (dir_idx == NQ_IDX_INGRESS && ifb_by_filter)
+		skb->cb[CB_IFB] = 0;
 	cfg = bpf_map_lookup_elem(&nq_config, &zero);
 	if (!cfg)
 		return TC_ACT_UNSPEC;
@@ -502,6 +525,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir_idx)
 		/* No ifb yet: nothing can shape ingress, let the packet in. */
 		if (!cfg->ifb_ifindex)
 			return TC_ACT_UNSPEC;
+		if (ifb_by_filter) {
+			skb->cb[CB_IFB] = CB_TO_IFB;
+			return TC_ACT_UNSPEC;
+		}
 		return bpf_redirect(cfg->ifb_ifindex, 0);
 	}
 	return TC_ACT_UNSPEC;
@@ -517,6 +544,17 @@ SEC("tc")
 int nq_ingress(struct __sk_buff *skb)
 {
 	return handle(skb, NQ_IDX_INGRESS);
+}
+
+/*
+ * The clsact filter right after nq_ingress, in classifier mode (not direct
+ * action) with a mirred action to the ifb: -1 = match, run the action;
+ * 0 = no match, on to the next filter.
+ */
+SEC("tc")
+int nq_ingress_ifb(struct __sk_buff *skb)
+{
+	return skb->cb[CB_IFB] == CB_TO_IFB ? -1 : 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,8 +1,12 @@
 #include "agent/net/netfault_bpf.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
+#include <linux/tc_act/tc_mirred.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +16,8 @@
 #include <string_view>
 
 #include "agent/net/netlink.h"
+#include "agent/net/tc_dump.h"
+#include "agent/net/tc_wire.h"
 #include "common/fd.h"
 #include "netfault.skel.h"
 
@@ -126,6 +132,51 @@ Result<ClsactState> clsact_state(NlSocket& sock, int ifindex) {
   return out;
 }
 
+// A request about the ifb filter (see netfault_bpf.h): RTM_NEWTFILTER
+// (prog_fd and ifb set) or RTM_DELTFILTER. libbpf's bpf_tc_attach() makes
+// direct-action filters only, and those cannot carry actions: this one is
+// cls_bpf in classifier mode running nq_ingress_ifb, whose match runs a
+// mirred egress redirect to the ifb. Unlike bpf_redirect() on 6.1, mirred
+// sets skb->redirected, without which the ifb drops the packet.
+Result<MsgPtr> ifb_filter_request(int type, int flags, int ifindex, int prog_fd, uint32_t ifb) {
+  MsgPtr msg(nlmsg_alloc_simple(type, flags));
+  if (!msg) return Error::from_errno(ENOMEM, "nlmsg_alloc_simple");
+  tcmsg tcm{};
+  tcm.tcm_family = AF_UNSPEC;
+  tcm.tcm_ifindex = ifindex;
+  tcm.tcm_handle = NetfaultProgram::kLegacyHandle;
+  tcm.tcm_parent = kParentIngress;
+  tcm.tcm_info = TC_H_MAKE(NetfaultProgram::kLegacyIfbPriority << 16, htons(ETH_P_ALL));
+  if (int rc = nlmsg_append(msg.get(), &tcm, sizeof(tcm), NLMSG_ALIGNTO); rc < 0)
+    return Error::from_netlink(rc, "tc filter header");
+  AttrWriter w;
+  w.put_string(TCA_KIND, "bpf");
+  if (type == RTM_NEWTFILTER) {
+    const size_t options = w.begin_nest(TCA_OPTIONS);
+    w.put_value<uint32_t>(TCA_BPF_FD, static_cast<uint32_t>(prog_fd));
+    w.put_string(TCA_BPF_NAME, "nq_ingress_ifb");
+    const size_t actions = w.begin_nest(TCA_BPF_ACT);
+    const size_t first = w.begin_nest(1);  // actions are numbered from 1
+    w.put_string(TCA_ACT_KIND, "mirred");
+    const size_t act_options = w.begin_nest(TCA_ACT_OPTIONS);
+    tc_mirred parms{};
+    parms.action = TC_ACT_STOLEN;  // the packet is the ifb's now
+    parms.eaction = TCA_EGRESS_REDIR;
+    parms.ifindex = ifb;
+    w.put_value(TCA_MIRRED_PARMS, parms);
+    w.end_nest(act_options);
+    w.end_nest(first);
+    w.end_nest(actions);
+    w.end_nest(options);
+  }
+  const std::vector<uint8_t> attrs = w.take();
+  if (int rc =
+          nlmsg_append(msg.get(), const_cast<uint8_t*>(attrs.data()), attrs.size(), NLMSG_ALIGNTO);
+      rc < 0)
+    return Error::from_netlink(rc, "tc filter attributes");
+  return msg;
+}
+
 }  // namespace
 
 struct NetfaultProgram::Impl {
@@ -138,6 +189,10 @@ struct NetfaultProgram::Impl {
   int ifindex = 0;
   // What the maps hold, as far as we know; unset after a failed apply().
   std::optional<CompiledRules> current;
+  // clsact mode: a socket in the interface's namespace (apply() may run on
+  // any thread), and the ifb the ifb filter redirects to (0: no filter).
+  std::optional<NlSocket> tc_sock;
+  uint32_t ifb_filter_target = 0;
 
   int map_fd(bpf_map* m) const { return bpf_map__fd(m); }
   int trie_fd(Trie t) const {
@@ -156,6 +211,8 @@ struct NetfaultProgram::Impl {
 
   Status attach_tcx(int ifindex);
   Status attach_legacy(int ifindex);
+  // Creates, repoints (ifb != 0) or removes (ifb == 0) the ifb filter.
+  Status point_ifb_filter(uint32_t ifb);
   Status execute(const MapOp& op);
   Status clear_slot_state(uint32_t slot);
 };
@@ -187,6 +244,7 @@ Result<NetfaultProgram> NetfaultProgram::load(const NetfaultLoadOptions& options
   impl->options = options;
   impl->skel.reset(netfault__open_opts(&opts));
   if (!impl->skel) return Error::from_errno(errno, "open netfault BPF object");
+  if (!impl->skel->bss) return Error::internal("netfault BPF object without its .bss section");
   impl->skel->rodata->l2_hdr_len = options.l2_header_len;
   impl->skel->rodata->ipv6_ext_hdr_max = options.ipv6_ext_headers;
   if (int rc = netfault__load(impl->skel.get()); rc != 0) {
@@ -236,6 +294,14 @@ Status NetfaultProgram::Impl::attach_tcx(int target) {
 }
 
 Status NetfaultProgram::Impl::attach_legacy(int target) {
+  // Opened here, inside the interface's namespace, for apply() and detach()
+  // on whatever thread they run.
+  NQ_ASSIGN_OR_RETURN(NlSocket sock, NlSocket::open_route());
+  const uint32_t zero = 0;
+  nq_config config{};
+  if (bpf_map_lookup_elem(map_fd(skel->maps.nq_config), &zero, &config) != 0)
+    return Error::from_errno(errno, "read config");
+
   bpf_tc_hook hook{};
   hook.sz = sizeof(hook);
   hook.ifindex = target;
@@ -245,6 +311,20 @@ Status NetfaultProgram::Impl::attach_legacy(int target) {
     return Error::from_errno(-rc, "create clsact qdisc on ifindex " + std::to_string(target));
   const bool created = rc == 0;
 
+  // From its first packet as a filter, nq_ingress leaves the ifb hop to the
+  // ifb filter (bpf_redirect() to an ifb is dropped on 6.1).
+  skel->bss->ifb_by_filter = 1;
+  std::vector<LegacyAttachment> done;
+  // Removes what we attached, and a clsact we created (an entry with
+  // priority 0 names only the qdisc); the error is what to report.
+  const auto roll_back = [&](Error err) -> Status {
+    std::vector<LegacyAttachment> undo = done;
+    if (created) undo.push_back({kParentEgress, 0, 0, true, target});
+    (void)remove_legacy(undo);  // best effort
+    skel->bss->ifb_by_filter = 0;
+    return err;
+  };
+
   struct Hook {
     bpf_program* prog;
     uint32_t parent;
@@ -252,7 +332,6 @@ Status NetfaultProgram::Impl::attach_legacy(int target) {
   };
   const Hook hooks[] = {{skel->progs.nq_egress, kParentEgress, BPF_TC_EGRESS},
                         {skel->progs.nq_ingress, kParentIngress, BPF_TC_INGRESS}};
-  std::vector<LegacyAttachment> done;
   for (const Hook& h : hooks) {
     hook.attach_point = h.point;
     bpf_tc_opts opts{};
@@ -266,23 +345,45 @@ Status NetfaultProgram::Impl::attach_legacy(int target) {
     if ((rc = bpf_tc_attach(&hook, &opts)) < 0) {
       const std::string where = std::string(h.point == BPF_TC_EGRESS ? "egress" : "ingress") +
                                 " filter on ifindex " + std::to_string(target);
-      Error err = rc == -EEXIST
-                      ? Error::from_errno(EEXIST, "a nodequake " + where + " (priority " +
-                                                      hex(kLegacyPriority) +
-                                                      ") already exists; remove_legacy() it first")
-                      : Error::from_errno(-rc, "attach " + where);
-      // Roll back what we attached, and a clsact we created (an entry with
-      // priority 0 names only the qdisc).
-      std::vector<LegacyAttachment> undo = done;
-      if (created) undo.push_back({kParentEgress, 0, 0, true, target});
-      (void)remove_legacy(undo);  // best effort: the attach error is what to report
-      return err;
+      return roll_back(rc == -EEXIST ? Error::from_errno(
+                                           EEXIST, "a nodequake " + where + " (priority " +
+                                                       hex(kLegacyPriority) +
+                                                       ") already exists; remove_legacy() it first")
+                                     : Error::from_errno(-rc, "attach " + where));
     }
     done.push_back({h.parent, kLegacyPriority, kLegacyHandle, created, target});
   }
+  tc_sock.emplace(std::move(sock));
+  ifindex = target;
+  // Rules applied before the attach may already name an ifb.
+  if (config.ifb_ifindex != 0) {
+    if (Status st = point_ifb_filter(config.ifb_ifindex); !st.ok()) {
+      tc_sock.reset();
+      ifb_filter_target = 0;
+      ifindex = 0;
+      return roll_back(std::move(st).error());
+    }
+  }
   legacy = std::move(done);
   mode = AttachMode::kLegacyTc;
-  ifindex = target;
+  return ok();
+}
+
+Status NetfaultProgram::Impl::point_ifb_filter(uint32_t ifb) {
+  if (ifb == ifb_filter_target) return ok();
+  if (!tc_sock) return Error::internal("the ifb filter needs the socket attach() opens");
+  const bool remove = ifb == 0;
+  NQ_ASSIGN_OR_RETURN(MsgPtr msg,
+                      ifb_filter_request(remove ? RTM_DELTFILTER : RTM_NEWTFILTER,
+                                         remove ? 0 : NLM_F_CREATE | NLM_F_REPLACE, ifindex,
+                                         bpf_program__fd(skel->progs.nq_ingress_ifb), ifb));
+  const std::string what = remove ? "remove the ifb filter of ifindex " + std::to_string(ifindex)
+                                  : "point the ifb filter of ifindex " + std::to_string(ifindex) +
+                                        " at ifindex " + std::to_string(ifb);
+  if (Status st = transact(*tc_sock, msg.get(), what);
+      !st.ok() && !(remove && gone(st.error().sys_errno())))
+    return st;
+  ifb_filter_target = ifb;
   return ok();
 }
 
@@ -297,6 +398,9 @@ Status NetfaultProgram::detach() {
     case AttachMode::kLegacyTc:
       NQ_TRY(remove_legacy(impl_->legacy));
       impl_->legacy.clear();
+      impl_->tc_sock.reset();
+      impl_->ifb_filter_target = 0;
+      impl_->skel->bss->ifb_by_filter = 0;
       break;
   }
   impl_->mode = AttachMode::kNone;
@@ -326,13 +430,22 @@ Status NetfaultProgram::remove_legacy(const std::vector<LegacyAttachment>& attac
       hook.attach_point = BPF_TC_CUSTOM;
       hook.parent = a.parent;
     }
-    bpf_tc_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.handle = a.handle;
-    opts.priority = a.priority;
-    if (int rc = bpf_tc_detach(&hook, &opts); rc < 0 && !gone(-rc))
-      return Error::from_errno(-rc, "remove tc filter priority " + hex(a.priority) + " parent " +
-                                        hex(a.parent) + " of ifindex " + std::to_string(a.ifindex));
+    const auto remove = [&](uint32_t priority) -> Status {
+      bpf_tc_opts opts{};
+      opts.sz = sizeof(opts);
+      opts.handle = a.handle;
+      opts.priority = priority;
+      if (int rc = bpf_tc_detach(&hook, &opts); rc < 0 && !gone(-rc))
+        return Error::from_errno(-rc, "remove tc filter priority " + hex(priority) + " parent " +
+                                          hex(a.parent) + " of ifindex " +
+                                          std::to_string(a.ifindex));
+      return ok();
+    };
+    // The ifb filter first: without the program's filter before it, it
+    // would read whatever an earlier layer left in skb->cb.
+    if (a.parent == kParentIngress && a.priority == kLegacyPriority)
+      NQ_TRY(remove(kLegacyIfbPriority));
+    NQ_TRY(remove(a.priority));
   }
   for (int ifindex : created) {
     NQ_ASSIGN_OR_RETURN(ClsactState state, clsact_state(sock, ifindex));
@@ -361,6 +474,14 @@ std::vector<NetfaultProgram::LegacyAttachment> NetfaultProgram::legacy() const {
 }
 
 Status NetfaultProgram::apply(const CompiledRules& next) {
+  // As clsact filters: the ifb filter leads to next's ifb before the rules
+  // can pick packets for it, and goes once no ifb is left.
+  const bool ifb_filter = impl_->mode == AttachMode::kLegacyTc;
+  const uint32_t ifb = next.config.ifb_ifindex;
+  if (ifb_filter && ifb != 0) {
+    if (Status st = impl_->point_ifb_filter(ifb); !st.ok())
+      return std::move(st).error().wrapped("apply netfault rules");
+  }
   if (!impl_->current) {
     NQ_ASSIGN_OR_RETURN(CompiledRules now, read_maps());
     impl_->current = std::move(now);
@@ -372,6 +493,10 @@ Status NetfaultProgram::apply(const CompiledRules& next) {
     }
   }
   impl_->current = next;
+  if (ifb_filter && ifb == 0) {
+    if (Status st = impl_->point_ifb_filter(0); !st.ok())
+      return std::move(st).error().wrapped("apply netfault rules");
+  }
   return ok();
 }
 

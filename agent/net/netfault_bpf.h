@@ -7,6 +7,13 @@
 // filters at a fixed nodequake priority instead; those outlive the process,
 // so they are reported (legacy()) for the journal, and remove_legacy()
 // removes them at start-up reconcile.
+//
+// As clsact filters, ingress shaping takes one more filter: the kernels
+// without TCX (6.1) drop what bpf_redirect() hands to an ifb, so a second
+// ingress filter right after the program's, with a mirred action, takes the
+// packets the program picked to the ifb (see netfault.bpf.c, "The ifb hop").
+// It exists while the rules name an ifb, and belongs to the ingress entry of
+// legacy(): remove_legacy() removes it with that entry.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +56,9 @@ class NetfaultProgram {
   // Filter priority and handle of legacy attachments ("NQ").
   static constexpr uint32_t kLegacyPriority = 0x4e51;
   static constexpr uint32_t kLegacyHandle = 0x4e51;
+  // The ingress filter that takes packets to the ifb: the next priority,
+  // so it runs right after the program's filter. Same handle.
+  static constexpr uint32_t kLegacyIfbPriority = kLegacyPriority + 1;
 
   // Opens and loads the object; the maps start empty (no rules, no ifb).
   // On a verifier rejection the error carries the tail of the verifier log.
@@ -67,20 +77,25 @@ class NetfaultProgram {
   Status attach(int ifindex);
   // Moves the maps to `next` by the ordered operations of diff_rules(). Any
   // thread. If an operation fails, the next apply() starts by reading the
-  // maps back, so it repairs whatever the failure left half done.
+  // maps back, so it repairs whatever the failure left half done. As clsact
+  // filters, it also points the ifb filter at next's ifb (creating it first,
+  // removing it when no ifb is left), through a netlink socket that attach()
+  // opened in the interface's namespace.
   Status apply(const CompiledRules& next);
-  // Links: closed. clsact filters: removed, and the clsact qdisc if we
-  // created it and nothing else is left on it. Call inside the netns. Safe
-  // to call twice.
+  // Links: closed. clsact filters (the ifb filter included): removed, and
+  // the clsact qdisc if we created it and nothing else is left on it. Call
+  // inside the netns. Safe to call twice.
   Status detach();
 
   AttachMode mode() const noexcept;
   int ifindex() const noexcept;
   std::vector<LegacyAttachment> legacy() const;
 
-  // Removes clsact filters a (possibly dead) NetfaultProgram left, and the
-  // clsact qdiscs it created once nothing else is attached to them. Call
-  // inside the netns; filters or devices already gone count as removed.
+  // Removes clsact filters a (possibly dead) NetfaultProgram left (for an
+  // ingress entry at kLegacyPriority, the ifb filter at kLegacyIfbPriority
+  // too), and the clsact qdiscs it created once nothing else is attached to
+  // them. Call inside the netns; filters or devices already gone count as
+  // removed.
   static Status remove_legacy(const std::vector<LegacyAttachment>& attachments);
 
   // What the maps hold now, read from the kernel (slots inactive in the

@@ -54,6 +54,51 @@ Result<int> ifindex_in(const Netns& ns, const std::string& name) {
   });
 }
 
+Result<int> add_ifb(const Netns& ns, const std::string& name) {
+  Status st = run_in_netns(ns, [&]() -> Status {
+    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+    NQ_TRY(net::create_ifb(sock, name));
+    return net::set_link_up(sock, name);
+  });
+  if (!st.ok()) return std::move(st).error();
+  return ifindex_in(ns, name);
+}
+
+Result<bool> filter_present(const Netns& ns, int ifindex, bpf_tc_attach_point point,
+                            uint32_t priority) {
+  return run_in_netns(ns, [&]() -> Result<bool> {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = ifindex;
+    hook.attach_point = point;
+    bpf_tc_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.handle = net::NetfaultProgram::kLegacyHandle;
+    opts.priority = priority;
+    const int rc = bpf_tc_query(&hook, &opts);
+    if (rc == 0) return opts.prog_id != 0;
+    // No filter: ENOENT; no clsact qdisc at all: EINVAL.
+    if (rc == -ENOENT || rc == -EINVAL) return false;
+    return Error::from_errno(-rc, "bpf_tc_query");
+  });
+}
+
+Result<bool> clsact_present(const Netns& ns, int ifindex) {
+  return run_in_netns(ns, [&]() -> Result<bool> {
+    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+    nl_cache* raw = nullptr;
+    if (int rc = rtnl_qdisc_alloc_cache(sock.get(), &raw); rc < 0)
+      return Error::from_netlink(rc, "dump qdiscs");
+    net::CachePtr cache(raw);
+    for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
+      auto* tc = reinterpret_cast<rtnl_tc*>(o);
+      const char* kind = rtnl_tc_get_kind(tc);
+      if (rtnl_tc_get_ifindex(tc) == ifindex && kind && std::string(kind) == "clsact") return true;
+    }
+    return false;
+  });
+}
+
 std::optional<std::string> tcx_missing() {
   utsname u{};
   int major = 0, minor = 0;

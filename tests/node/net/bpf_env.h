@@ -2,6 +2,8 @@
 // on both sides and the netfault program for a's eth0, plus probes.
 #pragma once
 
+#include <bpf/libbpf.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -53,6 +55,15 @@ Result<std::chrono::nanoseconds> connect_from(const Netns& from, const std::stri
 Result<int> udp_echoes_from(const Netns& from, const std::string& ip, int count);
 // ifindex of `name` inside `ns`.
 Result<int> ifindex_in(const Netns& ns, const std::string& name);
+// An ifb device `name` inside `ns`, up; returns its ifindex. It goes with the namespace.
+Result<int> add_ifb(const Netns& ns, const std::string& name);
+
+// Is there a nodequake filter (kLegacyHandle) at `priority` on that clsact
+// hook of ifindex inside ns? (libbpf's query.)
+Result<bool> filter_present(const Netns& ns, int ifindex, bpf_tc_attach_point point,
+                            uint32_t priority = net::NetfaultProgram::kLegacyPriority);
+// Is there a clsact qdisc on ifindex inside ns? (A netlink qdisc dump.)
+Result<bool> clsact_present(const Netns& ns, int ifindex);
 
 // Why TCX links cannot work here (kernel older than 6.6), or nothing.
 std::optional<std::string> tcx_missing();

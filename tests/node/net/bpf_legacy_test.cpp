@@ -25,43 +25,6 @@ NetfaultLoadOptions legacy_options() {
   return o;
 }
 
-// Is there a filter at our priority/handle on that hook? (libbpf's query,
-// inside the namespace.) Errors other than "not there" fail the test.
-Result<bool> filter_present(const Netns& ns, int ifindex, bpf_tc_attach_point point) {
-  return run_in_netns(ns, [&]() -> Result<bool> {
-    bpf_tc_hook hook{};
-    hook.sz = sizeof(hook);
-    hook.ifindex = ifindex;
-    hook.attach_point = point;
-    bpf_tc_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.handle = NetfaultProgram::kLegacyHandle;
-    opts.priority = NetfaultProgram::kLegacyPriority;
-    const int rc = bpf_tc_query(&hook, &opts);
-    if (rc == 0) return opts.prog_id != 0;
-    // No filter: ENOENT; no clsact qdisc at all: EINVAL.
-    if (rc == -ENOENT || rc == -EINVAL) return false;
-    return Error::from_errno(-rc, "bpf_tc_query");
-  });
-}
-
-// Is there a clsact qdisc on ifindex? (A netlink qdisc dump.)
-Result<bool> clsact_present(const Netns& ns, int ifindex) {
-  return run_in_netns(ns, [&]() -> Result<bool> {
-    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
-    nl_cache* raw = nullptr;
-    if (int rc = rtnl_qdisc_alloc_cache(sock.get(), &raw); rc < 0)
-      return Error::from_netlink(rc, "dump qdiscs");
-    net::CachePtr cache(raw);
-    for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
-      auto* tc = reinterpret_cast<rtnl_tc*>(o);
-      const char* kind = rtnl_tc_get_kind(tc);
-      if (rtnl_tc_get_ifindex(tc) == ifindex && kind && std::string(kind) == "clsact") return true;
-    }
-    return false;
-  });
-}
-
 class NetfaultLegacy : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "tests/node/net/bpf_env.h"
 
@@ -208,7 +209,10 @@ TEST_F(NetfaultPartition, MapsHoldExactlyWhatWasCompiled) {
   shape.egress_classid = 0x00010010;
   shape.ingress_classid = 0x00010020;
   slots[31] = shape;
-  auto compiled = env_->apply(slots, 7);
+  // A real ifb: attached as clsact filters, apply() points a filter at it.
+  auto ifb = add_ifb(env_->a(), "nqifb" + std::to_string(::getpid() % 100000));
+  ASSERT_TRUE(ifb.ok()) << ifb.error().message();
+  auto compiled = env_->apply(slots, uint32_t(*ifb));
   ASSERT_TRUE(compiled.ok()) << compiled.error().message();
   auto read = env_->prog().read_maps();
   ASSERT_TRUE(read.ok()) << read.error().message();

@@ -1,8 +1,11 @@
 // SHAPE rules: egress packets classified into an HTB class by skb->priority,
-// ingress packets redirected through an ifb.
+// ingress packets redirected through an ifb. Each test runs attached both
+// ways: as the kernel prefers (TCX where it has it) and as clsact filters,
+// whose ifb hop is a second filter with a mirred action.
 #include <gtest/gtest.h>
 #include <netlink/route/qdisc/htb.h>
 #include <netlink/route/tc.h>
+#include <unistd.h>
 
 #include "agent/net/links.h"
 #include "agent/net/netlink.h"
@@ -13,8 +16,11 @@ namespace {
 
 using net::kEgress;
 using net::kIngress;
+using net::NetfaultLoadOptions;
+using net::NetfaultProgram;
 using net::NetRule;
 using net::RuleSlots;
+using Attach = NetfaultLoadOptions::Attach;
 
 constexpr const char* kA = NetnsPair::kIpA;
 constexpr const char* kB = NetnsPair::kIpB;
@@ -89,11 +95,17 @@ void exchange(const Netns& from, const char* to) {
   EXPECT_EQ(rtt->size(), 20u);
 }
 
-class NetfaultShape : public ::testing::Test {
+std::string ifb_name(const char* tag) {
+  return std::string("nqifb") + tag + std::to_string(::getpid() % 100000);
+}
+
+class NetfaultShape : public ::testing::TestWithParam<Attach> {
  protected:
   void SetUp() override {
     NQ_REQUIRE_ROOT();
-    auto env = BpfEnv::create();
+    NetfaultLoadOptions options;
+    options.attach = GetParam();
+    auto env = BpfEnv::create(options);
     ASSERT_TRUE(env.ok()) << env.error().message();
     env_ = std::move(*env);
     Status st = env_->attach();
@@ -102,7 +114,12 @@ class NetfaultShape : public ::testing::Test {
   std::unique_ptr<BpfEnv> env_;
 };
 
-TEST_F(NetfaultShape, EgressPriorityPutsPacketsIntoTheHtbClass) {
+INSTANTIATE_TEST_SUITE_P(Attach, NetfaultShape, ::testing::Values(Attach::kAuto, Attach::kLegacyTc),
+                         [](const ::testing::TestParamInfo<Attach>& param) {
+                           return param.param == Attach::kAuto ? "Auto" : "Clsact";
+                         });
+
+TEST_P(NetfaultShape, EgressPriorityPutsPacketsIntoTheHtbClass) {
   Status st = add_htb(env_->a(), env_->eth0());
   ASSERT_TRUE(st.ok()) << st.error().message();
   const auto packets = [&] { return class_packets(env_->a(), env_->eth0(), kClass); };
@@ -130,15 +147,9 @@ TEST_F(NetfaultShape, EgressPriorityPutsPacketsIntoTheHtbClass) {
   EXPECT_EQ(*after, *during) << "packets still classified after the rule went";
 }
 
-TEST_F(NetfaultShape, IngressGoesThroughTheIfbAndBack) {
-  const std::string ifb = "nqifb" + std::to_string(::getpid() % 100000);
-  Status st = run_in_netns(env_->a(), [&]() -> Status {
-    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
-    NQ_TRY(net::create_ifb(sock, ifb));
-    return net::set_link_up(sock, ifb);
-  });
-  ASSERT_TRUE(st.ok()) << st.error().message();
-  auto ifb_index = ifindex_in(env_->a(), ifb);
+TEST_P(NetfaultShape, IngressGoesThroughTheIfbAndBack) {
+  const std::string ifb = ifb_name("");
+  auto ifb_index = add_ifb(env_->a(), ifb);
   ASSERT_TRUE(ifb_index.ok()) << ifb_index.error().message();
   const auto ifb_tx = [&] { return tx_packets(env_->a(), ifb); };
 
@@ -165,7 +176,7 @@ TEST_F(NetfaultShape, IngressGoesThroughTheIfbAndBack) {
   EXPECT_EQ(*after, *during) << "redirects continued after the rule went";
 }
 
-TEST_F(NetfaultShape, PartitionWinsOverShaping) {
+TEST_P(NetfaultShape, PartitionWinsOverShaping) {
   RuleSlots slots;
   slots[0] = shape(kEgress, kClass, 0);  // lower slot, still loses
   slots[1] = partition(kEgress, {"10.77.0.2/32"});
@@ -176,6 +187,76 @@ TEST_F(NetfaultShape, PartitionWinsOverShaping) {
   auto stats = env_->prog().stats(0);
   ASSERT_TRUE(stats.ok()) << stats.error().message();
   EXPECT_EQ(stats->shaped, 0u);
+}
+
+// The clsact way's ifb filter: there while the rules name an ifb, leading
+// to that ifb, and removed by remove_legacy() through the journaled ingress
+// entry, as after a crash.
+TEST(NetfaultShapeClsact, TheIfbFilterFollowsTheRulesAndGoesWithTheIngressEntry) {
+  NQ_REQUIRE_ROOT();
+  NetfaultLoadOptions options;
+  options.attach = Attach::kLegacyTc;
+  auto created = BpfEnv::create(options);
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  BpfEnv& env = **created;
+  const auto ifb_filter = [&]() -> bool {
+    auto r =
+        filter_present(env.a(), env.eth0(), BPF_TC_INGRESS, NetfaultProgram::kLegacyIfbPriority);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() && *r;
+  };
+  auto ifb_a = add_ifb(env.a(), ifb_name("a"));
+  ASSERT_TRUE(ifb_a.ok()) << ifb_a.error().message();
+  auto ifb_b = add_ifb(env.a(), ifb_name("b"));
+  ASSERT_TRUE(ifb_b.ok()) << ifb_b.error().message();
+  const auto tx = [&](const std::string& dev) {
+    auto r = tx_packets(env.a(), dev);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() ? *r : 0;
+  };
+
+  // Rules that name an ifb before the attach: the attach brings the filter.
+  RuleSlots slots;
+  slots[0] = shape(kIngress, 0, TC_HANDLE(1, 0x20));
+  ASSERT_TRUE(env.apply(slots, uint32_t(*ifb_a)).ok());
+  EXPECT_FALSE(ifb_filter());
+  Status st = env.attach();
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_TRUE(ifb_filter());
+  const uint64_t a0 = tx(ifb_name("a")), b0 = tx(ifb_name("b"));
+  exchange(env.b(), kA);
+  const uint64_t a1 = tx(ifb_name("a")), b1 = tx(ifb_name("b"));
+  EXPECT_GE(a1 - a0, 20u);
+  EXPECT_EQ(b1, b0);
+
+  // Another ifb: the filter follows.
+  ASSERT_TRUE(env.apply(slots, uint32_t(*ifb_b)).ok());
+  exchange(env.b(), kA);
+  EXPECT_EQ(tx(ifb_name("a")), a1);
+  EXPECT_GE(tx(ifb_name("b")) - b1, 20u);
+
+  // No ifb: no filter; the rule still classifies, the packets stay put.
+  ASSERT_TRUE(env.apply(slots, 0).ok());
+  EXPECT_FALSE(ifb_filter());
+  const uint64_t b2 = tx(ifb_name("b"));
+  exchange(env.b(), kA);
+  EXPECT_EQ(tx(ifb_name("b")), b2);
+
+  // The agent dies with an ifb in the rules; reconcile has the journal's
+  // two entries, and the ingress one takes the ifb filter with it.
+  ASSERT_TRUE(env.apply(slots, uint32_t(*ifb_a)).ok());
+  EXPECT_TRUE(ifb_filter());
+  const auto journal = env.prog().legacy();
+  ASSERT_EQ(journal.size(), 2u);
+  env.drop_prog();
+  EXPECT_TRUE(ifb_filter()) << "the filter went with the program object";
+  st = run_in_netns(env.a(), [&] { return NetfaultProgram::remove_legacy(journal); });
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_FALSE(ifb_filter());
+  auto clsact = clsact_present(env.a(), env.eth0());
+  ASSERT_TRUE(clsact.ok()) << clsact.error().message();
+  EXPECT_FALSE(*clsact) << "the clsact qdisc we created was left behind";
+  exchange(env.b(), kA);
 }
 
 }  // namespace
