@@ -185,9 +185,13 @@ Status NetworkFaults::Link::ensure_ifb(UndoStack& undo) {
 
 Status NetworkFaults::Link::drop_ifb() {
   if (owned_.ifb_name().empty()) return ok();
-  // The ifb's qdiscs go with the device.
-  NQ_TRY(delete_link(sock_, owned_.ifb_name()));
+  // The program lets go of the ifb first (with clsact attach that removes
+  // the mirred filter aimed at it); the ifb's qdiscs go with the device.
   ifb_index_ = 0;
+  if (prog_) {
+    if (Status st = push_rules(); !st.ok() && !vanished(st.error())) return st;
+  }
+  NQ_TRY(delete_link(sock_, owned_.ifb_name()));
   owned_.clear_ifb_name();
   return journal_owned();
 }
