@@ -1,11 +1,13 @@
 // What the injection manager needs from the code that touches the kernel.
-// The network backend (agent/net/network_faults.h) is the real one; unit tests
-// of the manager's bookkeeping substitute a recording double.
+// The network backend (agent/net/network_faults.h) does the network faults;
+// workload backends (stress, process, I/O) register for their fault kinds.
+// Unit tests of the manager's bookkeeping substitute recording doubles.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "agent/core/spec.h"
 #include "agent/runtime/runtime.h"
@@ -37,6 +39,31 @@ class NetworkBackend {
   virtual void release_idle() = 0;
   // Shutdown, after every injection was reverted: drop everything.
   virtual void release_all() = 0;
+};
+
+// A backend for faults on the pod's processes, cgroups and files. It owns some
+// fault kinds (kinds()); the manager routes Apply, Revert, List and the
+// start-up reconcile of journaled resources (ResourceOwned.kind) to it.
+class WorkloadBackend {
+ public:
+  virtual ~WorkloadBackend() = default;
+  virtual std::vector<FaultKind> kinds() const = 0;
+  // All or nothing, like NetworkBackend::apply. `containers` are the target
+  // containers (every container of the pod when the request named none).
+  // Resources that outlive the call (processes, frozen cgroups, throttles,
+  // files) are journaled (ResourceOwned) before they are created and released
+  // (ResourceReleased) once gone.
+  virtual Result<Details> apply(const std::string& id, const WorkloadFault& fault,
+                                const runtime::PodInfo& pod,
+                                const std::vector<runtime::ContainerInfo>& containers) = 0;
+  // A vanished pod, cgroup or process counts as reverted.
+  virtual Status revert(const std::string& id) = 0;
+  // Live facts for List, such as achieved vs requested load; empty if none.
+  virtual Details observe(const std::string& /*id*/) const { return {}; }
+  // Start-up: undo one resource an earlier incarnation left.
+  virtual Status reconcile(const nodequake::v1::journal::ResourceOwned& resource) = 0;
+  // Shutdown and kill switch, after every injection was reverted.
+  virtual void release_all() {}
 };
 
 }  // namespace nq::core

@@ -21,8 +21,6 @@ google::protobuf::Timestamp to_timestamp(Clock::time_point t) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
 }
 
-constexpr FaultKind kAllKinds[] = {FaultKind::kNetem, FaultKind::kBandwidth, FaultKind::kPartition};
-
 v1::Pod pod_to_proto(const runtime::PodInfo& pod, const runtime::SafetyPolicy& safety) {
   v1::Pod out;
   out.mutable_ref()->set_namespace_(pod.namespace_name);
@@ -63,6 +61,61 @@ InjectionManager::~InjectionManager() {
   stop_expiry();
 }
 
+void InjectionManager::add_backend(WorkloadBackend& backend) {
+  std::lock_guard lock(mu_);
+  for (FaultKind k : backend.kinds()) workload_[k] = &backend;
+}
+
+WorkloadBackend* InjectionManager::backend_for(FaultKind kind) const {
+  auto it = workload_.find(kind);
+  return it == workload_.end() ? nullptr : it->second;
+}
+
+void InjectionManager::release_all_locked() {
+  network_.release_all();
+  std::vector<WorkloadBackend*> done;
+  for (const auto& [kind, b] : workload_) {
+    if (std::find(done.begin(), done.end(), b) != done.end()) continue;
+    b->release_all();
+    done.push_back(b);
+  }
+}
+
+// Resources outside the network namespace (stressors, frozen cgroups,
+// throttles, fill files) an earlier incarnation left, each undone by the
+// backend of the kind that owned it.
+Status InjectionManager::reconcile_resources_locked(size_t& failed) {
+  const auto resources = mirror_.resources;
+  for (const auto& [key, res] : resources) {
+    WorkloadBackend* backend = nullptr;
+    for (FaultKind k : kAllFaultKinds) {
+      if (kind_name(k) == res.kind()) backend = backend_for(k);
+    }
+    if (backend == nullptr) {
+      ++failed;
+      spdlog::error(
+          "reconcile: resource {} of injection {} has kind \"{}\", which no backend "
+          "of this agent handles; kept in the journal",
+          key, res.injection_id(), res.kind());
+      continue;
+    }
+    if (Status st = backend->reconcile(res); !st.ok()) {
+      ++failed;
+      spdlog::error(
+          "reconcile: resource {} of injection {} ({}): {}; kept in the journal for "
+          "the next start",
+          key, res.injection_id(), res.kind(), st.error().message());
+      continue;
+    }
+    jr::Record rec;
+    rec.mutable_resource_released()->set_key(key);
+    NQ_TRY(append(rec));
+    spdlog::info("reconcile: released {} of injection {} ({})", key, res.injection_id(),
+                 res.kind());
+  }
+  return ok();
+}
+
 Status InjectionManager::append(const jr::Record& record) {
   NQ_TRY(journal_.append(record));
   reduce_into(mirror_, record);
@@ -71,7 +124,7 @@ Status InjectionManager::append(const jr::Record& record) {
 
 void InjectionManager::update_gauges() {
   if (metrics_ == nullptr) return;
-  for (FaultKind k : kAllKinds) {
+  for (FaultKind k : kAllFaultKinds) {
     const auto n = std::count_if(active_.begin(), active_.end(),
                                  [k](const auto& kv) { return kv.second.kind == k; });
     metrics_->set_active(kind_name(k), static_cast<double>(n));
@@ -118,6 +171,7 @@ Status InjectionManager::recover() {
     NQ_TRY(append(rec));
     spdlog::info("reconcile: restored link {} in {}", link.ifname(), link.netns().path());
   }
+  NQ_TRY(reconcile_resources_locked(failed));
   const auto injections = mirror_.injections;
   for (const auto& [id, begun] : injections) {
     jr::Record rec;
@@ -142,7 +196,7 @@ Status InjectionManager::recover() {
   update_gauges();
   if (failed > 0)
     return Error::internal("reconcile left " + std::to_string(failed) +
-                           " link(s) unrestored; see the log");
+                           " link(s) or resource(s) unrestored; see the log");
   return ok();
 }
 
@@ -189,6 +243,14 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
       return Error::failed_precondition("injection id " + v.id + " was already used (reverted: " +
                                         old.revert_reason() + "); use a new id");
   }
+  const FaultKind kind = fault_kind(v.fault);
+  WorkloadBackend* workload = nullptr;
+  if (!is_network_kind(kind)) {
+    workload = backend_for(kind);
+    if (workload == nullptr)
+      return Error::failed_precondition(std::string(kind_name(kind)) +
+                                        " faults are not enabled on this agent");
+  }
   for (const auto& [cap, what] : required_capabilities(v.fault)) NQ_TRY(caps_.require(cap, what));
 
   auto pod = runtime_.get_pod(v.pod_namespace, v.pod_name);
@@ -202,15 +264,19 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
     return Error::not_found("pod " + pod->key() + " has uid " + pod->uid + ", not " + v.pod_uid +
                             " (recreated?)");
   NQ_TRY(runtime::check_eligible(*pod, options_.safety));
+  std::vector<runtime::ContainerInfo> containers;
   for (const auto& c : v.containers) {
-    const bool known = std::any_of(pod->containers.begin(), pod->containers.end(),
-                                   [&](const auto& pc) { return pc.name == c; });
-    if (!known) return Error::not_found("pod " + pod->key() + " has no container " + c);
+    auto pc = std::find_if(pod->containers.begin(), pod->containers.end(),
+                           [&](const auto& info) { return info.name == c; });
+    if (pc == pod->containers.end())
+      return Error::not_found("pod " + pod->key() + " has no container " + c);
+    containers.push_back(*pc);
   }
+  if (v.containers.empty()) containers = pod->containers;
 
   const auto now = clock_.now();
   Active a;
-  a.kind = v.fault.kind;
+  a.kind = kind;
   a.expires = now + std::chrono::duration_cast<std::chrono::system_clock::duration>(v.ttl);
   a.lease_expires = Clock::time_point::max();
   v1::Injection& info = a.info;
@@ -221,7 +287,7 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
   *info.mutable_created_at() = to_timestamp(now);
   *info.mutable_expires_at() = to_timestamp(a.expires);
   info.set_pod_uid(pod->uid);
-  info.set_kind(std::string(kind_name(v.fault.kind)));
+  info.set_kind(std::string(kind_name(kind)));
   if (!v.lease_holder.empty()) {
     *info.mutable_lease() = request.lease();
     a.lease_duration = v.lease_duration;
@@ -236,7 +302,9 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
   *begun.mutable_begun()->mutable_injection() = info;
   NQ_TRY(append(begun));
 
-  auto details = network_.apply(v.id, v.fault, *pod);
+  auto details = workload != nullptr
+                     ? workload->apply(v.id, std::get<WorkloadFault>(v.fault), *pod, containers)
+                     : network_.apply(v.id, std::get<NetworkFault>(v.fault), *pod);
   if (!details.ok()) {
     jr::Record ended;
     ended.mutable_ended()->set_id(v.id);
@@ -244,8 +312,8 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
     if (Status st = append(ended); !st.ok())
       spdlog::warn("journal: {} (the next start reconciles injection {})", st.error().message(),
                    v.id);
-    return std::move(details).error().wrapped("apply " + std::string(kind_name(v.fault.kind)) +
-                                              " to pod " + pod->key());
+    return std::move(details).error().wrapped("apply " + std::string(kind_name(kind)) + " to pod " +
+                                              pod->key());
   }
   info.mutable_details()->insert(details->begin(), details->end());
   v1::ApplyResponse resp;
@@ -255,7 +323,7 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
 
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (metrics_) metrics_->observe_apply(kind_name(v.fault.kind), secs);
+  if (metrics_) metrics_->observe_apply(kind_name(kind), secs);
   update_gauges();
   expiry_cv_.notify_all();
   spdlog::info("applied {} {} to {} (ttl {})", resp.injection().kind(), v.id, pod->key(),
@@ -275,7 +343,11 @@ Result<v1::Injection> InjectionManager::revert_locked(const std::string& id,
     return Error::not_found("no injection " + id + " on node " + options_.node_name);
   }
   const auto started = std::chrono::steady_clock::now();
-  NQ_TRY(network_.revert(id));
+  if (WorkloadBackend* workload = backend_for(it->second.kind); workload != nullptr) {
+    NQ_TRY(workload->revert(id));
+  } else {
+    NQ_TRY(network_.revert(id));
+  }
   jr::Record ended;
   ended.mutable_ended()->set_id(id);
   ended.mutable_ended()->set_reason(reason);
@@ -307,7 +379,13 @@ Result<v1::Injection> InjectionManager::revert(const std::string& id) {
 v1::ListResponse InjectionManager::list() const {
   std::lock_guard lock(mu_);
   v1::ListResponse resp;
-  for (const auto& [id, a] : active_) *resp.add_injections() = a.info;
+  for (const auto& [id, a] : active_) {
+    v1::Injection* info = resp.add_injections();
+    *info = a.info;
+    if (WorkloadBackend* workload = backend_for(a.kind); workload != nullptr) {
+      for (auto& [k, val] : workload->observe(id)) (*info->mutable_details())[k] = val;
+    }
+  }
   *resp.mutable_killswitch() = killswitch_;
   return resp;
 }
@@ -388,7 +466,7 @@ Result<v1::RevertAllResponse> InjectionManager::revert_all(const std::string& ac
     }
   }
   // The kill switch leaves nothing of ours behind, not even idle programs.
-  network_.release_all();
+  release_all_locked();
   *resp.mutable_killswitch() = killswitch_;
   update_gauges();
   return resp;
@@ -477,7 +555,7 @@ void InjectionManager::revert_everything_for_shutdown() {
       spdlog::error("shutdown: revert {} failed (the next start reconciles it): {}", id,
                     r.error().message());
   }
-  network_.release_all();
+  release_all_locked();
 }
 
 }  // namespace nq::core

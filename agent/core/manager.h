@@ -46,6 +46,10 @@ class InjectionManager {
   InjectionManager(const InjectionManager&) = delete;
   InjectionManager& operator=(const InjectionManager&) = delete;
 
+  // Registers the backend for its kinds(); before recover(). A kind without a
+  // backend is refused with FAILED_PRECONDITION.
+  void add_backend(WorkloadBackend& backend);
+
   // Start-up: reverts whatever the journal says an earlier incarnation left,
   // restores the kill switch, compacts the journal. Call once, before serving.
   Status recover();
@@ -88,6 +92,9 @@ class InjectionManager {
   };
 
   Status append(const nodequake::v1::journal::Record& record);  // journal + mirror
+  WorkloadBackend* backend_for(FaultKind kind) const;
+  Status reconcile_resources_locked(size_t& failed);
+  void release_all_locked();
   Result<nodequake::v1::Injection> revert_locked(const std::string& id, const std::string& reason);
   Status check_repeat(const Active& existing, const nodequake::v1::ApplyRequest& request) const;
   void update_gauges();
@@ -99,6 +106,7 @@ class InjectionManager {
   runtime::Runtime& runtime_;
   Journal& journal_;
   NetworkBackend& network_;
+  std::map<FaultKind, WorkloadBackend*> workload_;
   const Capabilities& caps_;
   AgentMetrics* metrics_;
   const Clock& clock_;

@@ -43,31 +43,49 @@ Result<NetworkFault> shaping(FaultKind kind, Result<net::ShapingPlan> plan) {
   return f;
 }
 
-Result<NetworkFault> validate_spec(const v1::FaultSpec& spec) {
+template <class T>
+Result<Fault> as_fault(Result<T> r) {
+  if (!r.ok()) return std::move(r).error();
+  return Fault(std::move(*r));
+}
+
+Result<Fault> validate_spec(const v1::FaultSpec& spec) {
   switch (spec.kind_case()) {
     case v1::FaultSpec::kNetem:
-      return shaping(FaultKind::kNetem, net::plan_netem(spec.netem(), "spec.netem"));
+      return as_fault(shaping(FaultKind::kNetem, net::plan_netem(spec.netem(), "spec.netem")));
     case v1::FaultSpec::kBandwidth:
-      return shaping(FaultKind::kBandwidth,
-                     net::plan_bandwidth(spec.bandwidth(), "spec.bandwidth"));
+      return as_fault(
+          shaping(FaultKind::kBandwidth, net::plan_bandwidth(spec.bandwidth(), "spec.bandwidth")));
     case v1::FaultSpec::kPartition: {
       NQ_ASSIGN_OR_RETURN(net::Path path,
                           net::path_from_proto(spec.partition().path(), "spec.partition.path"));
       NetworkFault f;
       f.kind = FaultKind::kPartition;
       f.path = std::move(path);
-      return f;
+      return Fault(std::move(f));
     }
+    case v1::FaultSpec::kCpuStress:
+    case v1::FaultSpec::kMemoryStress:
+    case v1::FaultSpec::kContainerKill:
+    case v1::FaultSpec::kPodKill:
+    case v1::FaultSpec::kPodFailure:
+    case v1::FaultSpec::kIoErrno:
+    case v1::FaultSpec::kIoThrottle:
+    case v1::FaultSpec::kDiskFill:
+      return as_fault(validate_workload_spec(spec));
     case v1::FaultSpec::KIND_NOT_SET:
       break;
   }
+  std::string known;
+  for (FaultKind k : kAllFaultKinds)
+    known += (known.empty() ? "" : ", ") + std::string(kind_name(k));
   // A newer client's fault kind arrives as an unknown field of FaultSpec.
   const auto& unknown = spec.GetReflection()->GetUnknownFields(spec);
   if (unknown.field_count() > 0)
-    return Error::invalid_argument(
-        "spec", "unknown fault kind (field " + std::to_string(unknown.field(0).number()) +
-                    "); this agent knows netem, bandwidth and partition");
-  return Error::invalid_argument("spec", "no fault kind set (one of netem, bandwidth, partition)");
+    return Error::invalid_argument("spec", "unknown fault kind (field " +
+                                               std::to_string(unknown.field(0).number()) +
+                                               "); this agent knows " + known);
+  return Error::invalid_argument("spec", "no fault kind set (one of " + known + ")");
 }
 
 }  // namespace
@@ -80,8 +98,33 @@ std::string_view kind_name(FaultKind kind) {
       return "bandwidth";
     case FaultKind::kPartition:
       return "partition";
+    case FaultKind::kCpuStress:
+      return "cpu_stress";
+    case FaultKind::kMemoryStress:
+      return "memory_stress";
+    case FaultKind::kContainerKill:
+      return "container_kill";
+    case FaultKind::kPodKill:
+      return "pod_kill";
+    case FaultKind::kPodFailure:
+      return "pod_failure";
+    case FaultKind::kIoErrno:
+      return "io_errno";
+    case FaultKind::kIoThrottle:
+      return "io_throttle";
+    case FaultKind::kDiskFill:
+      return "disk_fill";
   }
   return "unknown";
+}
+
+bool is_network_kind(FaultKind kind) {
+  return kind == FaultKind::kNetem || kind == FaultKind::kBandwidth ||
+         kind == FaultKind::kPartition;
+}
+
+FaultKind fault_kind(const Fault& fault) {
+  return std::visit([](const auto& f) { return f.kind; }, fault);
 }
 
 Status validate_id(std::string_view id, std::string_view field) {
@@ -157,6 +200,13 @@ std::vector<std::pair<std::string, std::string>> required_capabilities(const Net
     caps.emplace_back("ifb", what + " on ingress");
   }
   return caps;
+}
+
+std::vector<std::pair<std::string, std::string>> required_capabilities(const Fault& fault) {
+  if (const auto* net = std::get_if<NetworkFault>(&fault)) return required_capabilities(*net);
+  const auto& w = std::get<WorkloadFault>(fault);
+  if (w.kind == FaultKind::kIoErrno) return {{"bpf_lsm", "io_errno fault"}};
+  return {};
 }
 
 }  // namespace nq::core

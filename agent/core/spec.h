@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "agent/net/netem.h"
@@ -21,10 +22,30 @@ class FaultSpec;
 
 namespace nq::core {
 
-enum class FaultKind { kNetem, kBandwidth, kPartition };
+enum class FaultKind {
+  kNetem,
+  kBandwidth,
+  kPartition,
+  kCpuStress,
+  kMemoryStress,
+  kContainerKill,
+  kPodKill,
+  kPodFailure,
+  kIoErrno,
+  kIoThrottle,
+  kDiskFill,
+};
 
-// The kind's name in the API, metrics labels and logs.
+inline constexpr FaultKind kAllFaultKinds[] = {
+    FaultKind::kNetem,      FaultKind::kBandwidth,    FaultKind::kPartition,
+    FaultKind::kCpuStress,  FaultKind::kMemoryStress, FaultKind::kContainerKill,
+    FaultKind::kPodKill,    FaultKind::kPodFailure,   FaultKind::kIoErrno,
+    FaultKind::kIoThrottle, FaultKind::kDiskFill,
+};
+
+// The kind's name in the API, metrics labels and logs ("cpu_stress").
 std::string_view kind_name(FaultKind kind);
+bool is_network_kind(FaultKind kind);
 
 // A validated network fault: where it applies and, for shaping kinds, the
 // leaf qdisc per direction (split for DIRECTION_BOTH where the spec asks).
@@ -34,6 +55,51 @@ struct NetworkFault {
   std::optional<net::LeafSpec> egress;
   std::optional<net::LeafSpec> ingress;
 };
+
+// Faults on the pod's processes, cgroups and files (everything that is not a
+// network fault). Sizes that depend on the pod's limits (percent of the memory
+// limit, of the free space) are resolved by the backend against the pod.
+struct CpuStress {
+  double load = 0;       // percent of the CPU limit, (0, 100]
+  uint32_t workers = 0;  // 0: one per CPU of the limit, rounded up
+};
+struct MemoryStress {
+  uint64_t bytes = 0;  // exactly one of bytes and percent is set
+  double percent = 0;  // of the container's memory limit, (0, 100]
+};
+// container_kill, pod_kill and pod_failure carry no parameters.
+struct ProcessFault {};
+
+enum IoOperationBit : uint32_t { kIoOpen = 1u << 0, kIoRead = 1u << 1, kIoWrite = 1u << 2 };
+inline constexpr uint32_t kIoAllOperations = kIoOpen | kIoRead | kIoWrite;
+
+struct IoErrno {
+  std::string path;                        // absolute, normalized, inside the container
+  int error = 0;                           // positive errno value
+  std::string error_name;                  // "EIO"
+  double percent = 100;                    // (0, 100]
+  uint32_t operations = kIoAllOperations;  // IoOperationBit mask, never 0
+};
+struct IoThrottle {
+  std::string path;  // absolute, normalized, inside the container
+  uint64_t read_bps = 0;
+  uint64_t write_bps = 0;
+  uint64_t read_iops = 0;
+  uint64_t write_iops = 0;
+};
+struct DiskFill {
+  std::string path;    // absolute, normalized directory inside the container
+  uint64_t bytes = 0;  // exactly one of bytes and percent is set
+  double percent = 0;  // of the free space, (0, 100]
+};
+
+struct WorkloadFault {
+  FaultKind kind = FaultKind::kCpuStress;
+  std::variant<CpuStress, MemoryStress, ProcessFault, IoErrno, IoThrottle, DiskFill> params;
+};
+
+using Fault = std::variant<NetworkFault, WorkloadFault>;
+FaultKind fault_kind(const Fault& fault);
 
 struct Limits {
   std::chrono::nanoseconds max_ttl = std::chrono::hours(24);
@@ -46,7 +112,7 @@ struct ValidatedApply {
   std::string pod_name;
   std::string pod_uid;  // optional guard
   std::vector<std::string> containers;
-  NetworkFault fault;
+  Fault fault;
   std::chrono::nanoseconds ttl{0};
   std::string lease_holder;  // "" = no lease
   std::chrono::nanoseconds lease_duration{0};
@@ -56,8 +122,21 @@ Result<ValidatedApply> validate_apply(const nodequake::v1::ApplyRequest& request
                                       const Limits& limits);
 
 // Kernel capabilities (names of agent/caps/probe.h) a fault needs, each with
-// what it is needed for ("netem fault").
+// what it is needed for ("netem fault"). Needs that depend on the pod (its
+// cgroup version) are checked by the backend.
 std::vector<std::pair<std::string, std::string>> required_capabilities(const NetworkFault& fault);
+std::vector<std::pair<std::string, std::string>> required_capabilities(const Fault& fault);
+
+// Validation of the workload fault kinds (agent/core/workload_spec.cpp).
+Result<WorkloadFault> validate_workload_spec(const nodequake::v1::FaultSpec& spec);
+
+// An absolute path inside a container: no "..", no empty or "." components
+// collapsed silently, no NUL; returned normalized ("/data//x/" -> "/data/x").
+Result<std::string> validate_container_path(std::string_view path, std::string_view field);
+
+// Errno by name ("EIO") or number ("5"); INVALID_ARGUMENT naming the field
+// for anything else.
+Result<std::pair<int, std::string>> parse_errno(std::string_view value, std::string_view field);
 
 // Injection ids: 1..128 characters of [A-Za-z0-9._:/-].
 Status validate_id(std::string_view id, std::string_view field);

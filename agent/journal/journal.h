@@ -100,16 +100,19 @@ class Journal {
 struct JournalState {
   std::map<std::string, journal::InjectionBegun> injections;  // by injection id
   std::map<std::string, journal::LinkOwned> links;            // by link key
+  std::map<std::string, journal::ResourceOwned> resources;    // by resource key
   std::optional<nodequake::v1::KillSwitchStatus> killswitch;
 };
 
 // Applies one record: begun inserts/replaces by injection id, ended erases,
-// link_owned upserts by key, link_released erases, killswitch sets.
+// link_owned upserts by key, link_released erases, likewise resource_owned and
+// resource_released, killswitch sets.
 void reduce_into(JournalState& state, const journal::Record& record);
 JournalState reduce(const std::vector<journal::Record>& records);
 
-// The records of a compacted journal: links first (an injection refers to its
-// link), then injections, then the kill switch; reduce(to_records(s)) == s.
+// The records of a compacted journal: links and resources first (an injection
+// refers to them), then injections, then the kill switch;
+// reduce(to_records(s)) == s.
 std::vector<journal::Record> to_records(const JournalState& state);
 
 }  // namespace nq

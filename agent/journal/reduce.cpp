@@ -17,6 +17,12 @@ void reduce_into(JournalState& state, const journal::Record& record) {
     case journal::Record::kLinkReleased:
       state.links.erase(record.link_released().key());
       break;
+    case journal::Record::kResourceOwned:
+      state.resources.insert_or_assign(record.resource_owned().key(), record.resource_owned());
+      break;
+    case journal::Record::kResourceReleased:
+      state.resources.erase(record.resource_released().key());
+      break;
     case journal::Record::kKillswitch:
       state.killswitch = record.killswitch().status();
       break;
@@ -34,8 +40,9 @@ JournalState reduce(const std::vector<journal::Record>& records) {
 
 std::vector<journal::Record> to_records(const JournalState& state) {
   std::vector<journal::Record> out;
-  out.reserve(state.links.size() + state.injections.size() + 1);
+  out.reserve(state.links.size() + state.resources.size() + state.injections.size() + 1);
   for (const auto& [key, link] : state.links) *out.emplace_back().mutable_link_owned() = link;
+  for (const auto& [key, res] : state.resources) *out.emplace_back().mutable_resource_owned() = res;
   for (const auto& [id, begun] : state.injections) *out.emplace_back().mutable_begun() = begun;
   if (state.killswitch)
     *out.emplace_back().mutable_killswitch()->mutable_status() = *state.killswitch;
