@@ -183,11 +183,13 @@ TEST_F(QdiscNode, TbfShapesOnlyClassifiedTraffic) {
   auto is_ours = in_a([](NlSocket& s, int i) { return net::root_is(s, i, kRootHandle); });
   ASSERT_TRUE(is_ours.ok() && *is_ours);
 
-  // Unclassified traffic takes HTB's direct path: not shaped.
+  // Unclassified traffic takes HTB's direct path: not shaped. Ten times the
+  // leaf's rate proves that; an absolute floor would measure the CPU instead
+  // (a TCG guest on a busy host manages ~50 Mbit/s).
   auto free_up =
       run_in_netns(pair_->a(), [] { return traffic::tcp_upload(NetnsPair::kIpB, 9, 1s); });
   ASSERT_TRUE(free_up.ok()) << free_up.error().message();
-  EXPECT_GT(mbit(*free_up), 50.0);
+  EXPECT_GT(mbit(*free_up), 10.0);
 
   // skb->priority = class id puts the flow into the 1 Mbit/s leaf.
   const uint32_t prio = net::class_id(kRootHandle, 1);
