@@ -86,6 +86,50 @@ class RecordingBackend final : public NetworkBackend {
   std::vector<std::string> reconciled;
 };
 
+// A workload backend double for the stress kinds: journals one resource per
+// injection the way the real backends do, and reports live figures.
+class RecordingWorkload final : public WorkloadBackend {
+ public:
+  std::vector<FaultKind> kinds() const override {
+    return {FaultKind::kCpuStress, FaultKind::kMemoryStress};
+  }
+  Result<Details> apply(const std::string& id, const WorkloadFault& fault, const runtime::PodInfo&,
+                        const std::vector<runtime::ContainerInfo>& containers) override {
+    jr::Record rec;
+    auto* res = rec.mutable_resource_owned();
+    res->set_key(id + "/stressor");
+    res->set_injection_id(id);
+    res->set_kind(std::string(kind_name(fault.kind)));
+    res->mutable_process()->set_pid(4242);
+    if (sink) NQ_TRY(sink(rec));
+    active.insert(id);
+    container_names.clear();
+    for (const auto& c : containers) container_names.push_back(c.name);
+    return Details{{"workers", "1"}};
+  }
+  Status revert(const std::string& id) override {
+    reverted.push_back(id);
+    active.erase(id);
+    jr::Record rec;
+    rec.mutable_resource_released()->set_key(id + "/stressor");
+    return sink ? sink(rec) : ok();
+  }
+  Details observe(const std::string& id) const override {
+    return {{"achieved", active.count(id) ? "79.5" : "0"}};
+  }
+  Status reconcile(const jr::ResourceOwned& resource) override {
+    reconciled.push_back(resource.key());
+    return ok();
+  }
+  void release_all() override { released_all = true; }
+  RecordSink sink;
+  std::set<std::string> active;
+  std::vector<std::string> container_names;
+  std::vector<std::string> reverted;
+  std::vector<std::string> reconciled;
+  bool released_all = false;
+};
+
 runtime::PodInfo pod(const std::string& name, bool opted_in = true) {
   runtime::PodInfo p;
   p.namespace_name = "llm-marketplace";
@@ -95,7 +139,18 @@ runtime::PodInfo pod(const std::string& name, bool opted_in = true) {
   p.labels["app"] = name;
   p.netns_path = "/run/netns/" + name;
   p.containers.push_back({"app", "c-" + name, 100, {}});
+  p.containers.push_back({"sidecar", "s-" + name, 101, {}});
   return p;
+}
+
+v1::ApplyRequest cpu_request(const std::string& id, const std::string& pod_name) {
+  v1::ApplyRequest req;
+  req.set_id(id);
+  req.mutable_target()->mutable_pod()->set_namespace_("llm-marketplace");
+  req.mutable_target()->mutable_pod()->set_name(pod_name);
+  req.mutable_spec()->mutable_cpu_stress()->set_load(80);
+  *req.mutable_ttl() = TimeUtil::SecondsToDuration(60);
+  return req;
 }
 
 v1::ApplyRequest partition_request(const std::string& id, const std::string& pod_name,
@@ -145,12 +200,18 @@ class ManagerTest : public ::testing::Test {
     manager_ = std::make_unique<InjectionManager>(opts, runtime_, *journal_, backend_, caps_,
                                                   nullptr, clock_);
     backend_.sink = [m = manager_.get()](const jr::Record& r) { return m->append_record(r); };
+    if (with_workload_) {
+      workload_.sink = backend_.sink;
+      manager_->add_backend(workload_);
+    }
     ASSERT_TRUE(manager_->recover().ok());
   }
   std::filesystem::path dir_;
   FakeClock clock_;
   FakeRuntime runtime_;
   RecordingBackend backend_;
+  RecordingWorkload workload_;
+  bool with_workload_ = true;
   Capabilities caps_{all_caps()};
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<InjectionManager> manager_;
@@ -317,6 +378,55 @@ TEST_F(ManagerTest, RestartReconcilesWhatWasLeft) {
   backend_.reconciled.clear();
   start();
   EXPECT_TRUE(backend_.reconciled.empty());
+}
+
+TEST_F(ManagerTest, WorkloadKindsGoToTheirBackend) {
+  auto applied = manager_->apply(cpu_request("s1", "postgres-0"));
+  ASSERT_TRUE(applied.ok()) << applied.error().message();
+  EXPECT_EQ(applied->injection().kind(), "cpu_stress");
+  EXPECT_EQ(workload_.active.count("s1"), 1u);
+  EXPECT_TRUE(backend_.active.empty());
+  // No containers named: every container of the pod.
+  EXPECT_EQ(workload_.container_names, (std::vector<std::string>{"app", "sidecar"}));
+  // List carries the backend's live figures.
+  const auto listed = manager_->list();
+  ASSERT_EQ(listed.injections_size(), 1);
+  EXPECT_EQ(listed.injections(0).details().at("achieved"), "79.5");
+  EXPECT_EQ(listed.injections(0).details().at("workers"), "1");
+
+  auto one = cpu_request("s2", "graphql-gateway-0");
+  one.mutable_target()->add_containers("sidecar");
+  ASSERT_TRUE(manager_->apply(one).ok());
+  EXPECT_EQ(workload_.container_names, (std::vector<std::string>{"sidecar"}));
+
+  ASSERT_TRUE(manager_->revert("s1").ok());
+  EXPECT_EQ(workload_.reverted, (std::vector<std::string>{"s1"}));
+  EXPECT_TRUE(backend_.reverted.empty());
+
+  manager_->revert_everything_for_shutdown();
+  EXPECT_TRUE(workload_.released_all);
+}
+
+TEST_F(ManagerTest, WorkloadResourcesAreReconciledAfterACrash) {
+  ASSERT_TRUE(manager_->apply(cpu_request("s1", "postgres-0")).ok());
+  ASSERT_TRUE(manager_->apply(cpu_request("s2", "graphql-gateway-0")).ok());
+  ASSERT_TRUE(manager_->revert("s2").ok());
+  start();  // crash and restart: only s1's stressor was left
+  EXPECT_EQ(workload_.reconciled, (std::vector<std::string>{"s1/stressor"}));
+  EXPECT_EQ(manager_->revert("s1")->revert_reason(), "reconcile");
+  workload_.reconciled.clear();
+  start();
+  EXPECT_TRUE(workload_.reconciled.empty());
+}
+
+TEST_F(ManagerTest, WorkloadKindWithoutBackendIsRefused) {
+  with_workload_ = false;
+  start();
+  auto r = manager_->apply(cpu_request("s1", "postgres-0"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status_code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.error().message().find("cpu_stress faults are not enabled"), std::string::npos)
+      << r.error().message();
 }
 
 TEST_F(ManagerTest, ShutdownRevertsAndReleasesEverything) {
