@@ -10,13 +10,15 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcivetweb-dev
 )
 # What the agent runs (stress-ng) and what the tests use on their side of the
 # wire: openssl for throwaway test certificates. The vm tier (tests/vm/) boots
 # Debian's stock kernel under qemu with a busybox-static initramfs (cpio),
-# resolves its modules with kmod and unpacks vmlinux with xz.
+# resolves its modules with kmod and unpacks vmlinux with xz. The controller's
+# SLO tests query a real Prometheus server that they start on loopback.
 test_pkgs=(stress-ng openssl iproute2 python3
-  qemu-system-x86 busybox-static cpio kmod xz-utils)
+  qemu-system-x86 busybox-static cpio kmod xz-utils prometheus)
 # The peer-tool comparison in the benchmark execs tc and iptables on purpose.
 bench_pkgs=(iproute2 iptables)
 
