@@ -13,9 +13,11 @@
 
 #include "agent/caps/probe.h"
 #include "agent/core/manager.h"
+#include "agent/disk/disk_faults.h"
 #include "agent/journal/journal.h"
 #include "agent/metrics/metrics.h"
 #include "agent/net/network_faults.h"
+#include "agent/process/process_faults.h"
 #include "agent/runtime/local/local_runtime.h"
 #include "agent/server/agent_service.h"
 #include "agent/server/server.h"
@@ -172,6 +174,22 @@ int main(int argc, char** argv) {
       nopts);
   nq::core::InjectionManager manager(mopts, runtime, *journal, network, caps, &metrics, clock);
   manager_ptr = &manager;
+
+  // Process and disk faults act on the pods' cgroups; without a mounted
+  // cgroup hierarchy they are simply not offered (Apply: kind unsupported).
+  const auto journal_sink = [&manager_ptr](const nodequake::v1::journal::Record& r) {
+    return manager_ptr->append_record(r);
+  };
+  std::unique_ptr<nq::process::ProcessFaults> process_faults;
+  std::unique_ptr<nq::disk::DiskFaults> disk_faults;
+  if (auto cgfs = nq::runtime::CgroupFs::discover(); cgfs.ok()) {
+    process_faults = std::make_unique<nq::process::ProcessFaults>(journal_sink, *cgfs);
+    disk_faults = std::make_unique<nq::disk::DiskFaults>(journal_sink, *cgfs, &runtime);
+    manager.add_backend(*process_faults);
+    manager.add_backend(*disk_faults);
+  } else {
+    spdlog::warn("cgroupfs: {}; process and disk faults unavailable", cgfs.error().message());
+  }
 
   if (nq::Status st = manager.recover(); !st.ok()) {
     // Keep going: what could not be restored stays journaled for the next
