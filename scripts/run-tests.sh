@@ -58,10 +58,12 @@ for b in vm:
     name = b.split("\n", 1)[0].strip()
     secs = re.search(r"^Test time =\s*([\d.]+) sec", b, re.M)
     total += float(secs.group(1)) if secs else 0.0
-    summary = re.search(r"^nq-vm: \S+: (\d+ ran: .*)$", b, re.M)
+    summaries = re.findall(r"^nq-vm: (\S+): (\d+ ran: .*)$", b, re.M)
     why = re.search(r"^vm-run: (SKIPPED|FAILED): (.*)$", b, re.M)
     finished = re.search(r"^vm-run: guest finished in .*; (command exit code \d+)$", b, re.M)
-    line = summary.group(1) if summary else (finished.group(1) if finished else "")
+    line = ("; ".join(f"{binary} {counts}" if len(summaries) > 1 else counts
+                      for binary, counts in summaries)
+            if summaries else (finished.group(1) if finished else ""))
     if why:
         line = (line + "; " if line else "") + why.group(1).lower() + ": " + why.group(2)
     print(f"  {name} ({secs.group(1) if secs else '?'} s): {line or 'no test report'}")
