@@ -14,6 +14,7 @@
 #include "agent/caps/probe.h"
 #include "agent/core/manager.h"
 #include "agent/disk/disk_faults.h"
+#include "agent/io/io_errno_faults.h"
 #include "agent/journal/journal.h"
 #include "agent/metrics/metrics.h"
 #include "agent/net/network_faults.h"
@@ -190,6 +191,16 @@ int main(int argc, char** argv) {
   } else {
     spdlog::warn("cgroupfs: {}; process and disk faults unavailable", cgfs.error().message());
   }
+
+  // io_errno: a BPF LSM program scoped by the pods' cgroup v2 ids, loaded
+  // on first use. Registered even where BPF LSM is missing, so an Apply is
+  // refused naming the missing kernel feature (capability bpf_lsm).
+  nq::io::IoErrnoFaults io_errno(
+      [&manager_ptr](const nodequake::v1::journal::Record& r) {
+        return manager_ptr->append_record(r);
+      },
+      nq::io::IoErrnoOptions::discover());
+  manager.add_backend(io_errno);
 
   if (nq::Status st = manager.recover(); !st.ok()) {
     // Keep going: what could not be restored stays journaled for the next
