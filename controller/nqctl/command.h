@@ -18,5 +18,7 @@ using AddCommands = void (*)(CLI::App& app, Context& ctx);
 void add_sandbox_commands(CLI::App& app, Context& ctx);
 // `nqctl agent probe|targets|apply|revert|list|renew|revert-all|release`: agent_cmd.cpp.
 void add_agent_commands(CLI::App& app, Context& ctx);
+// `nqctl validate FILE...`: validate_cmd.cpp.
+void add_validate_commands(CLI::App& app, Context& ctx);
 
 }  // namespace nq::nqctl
