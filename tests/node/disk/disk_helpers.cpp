@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +28,19 @@ Result<LoopDevice> LoopDevice::create(uint64_t size) {
   if (::ftruncate(file.get(), static_cast<off_t>(size)) < 0)
     return Error::from_errno(errno, "ftruncate");
   UniqueFd ctl(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+  if (!ctl && errno == ENOENT) {
+    // loop is a module on Debian's stock kernel (the vm tier) and devtmpfs has
+    // no node before it is loaded: opening a misc node 10:237 of our own makes
+    // the kernel request_module("char-major-10-237"), and devtmpfs then shows
+    // /dev/loop-control and /dev/loopN.
+    const std::string node = d.backing_.string() + ".ctl";
+    if (::mknod(node.c_str(), S_IFCHR | 0600, ::makedev(10, 237)) < 0)
+      return Error::from_errno(errno, "mknod " + node);
+    ctl.reset(::open(node.c_str(), O_RDWR | O_CLOEXEC));
+    const int err = errno;
+    ::unlink(node.c_str());
+    if (!ctl) return Error::from_errno(err, "open loop-control (char 10:237; no loop driver?)");
+  }
   if (!ctl) return Error::from_errno(errno, "open /dev/loop-control");
   // Another process may take the free device between GET_FREE and
   // CONFIGURE (EBUSY): ask again.
