@@ -23,6 +23,7 @@
 #include "agent/server/agent_service.h"
 #include "agent/server/server.h"
 #include "agent/server/tls.h"
+#include "agent/stress/stress_backend.h"
 #include "common/clock.h"
 #include "common/duration.h"
 
@@ -48,6 +49,7 @@ struct Config {
   std::string attach = "auto";
   std::string bpf_idle = "30s";
   std::string log_level = "info";
+  std::string stressor;  // "" = nq-stressor next to this binary
 };
 
 std::string hostname() {
@@ -117,6 +119,8 @@ int main(int argc, char** argv) {
                  "Keep an interface's (inert) BPF program this long after its last fault, so a "
                  "burst of injections attaches once; 0s detaches with the last revert")
       ->capture_default_str();
+  app.add_option("--stressor", cfg.stressor,
+                 "The nq-stressor binary for cpu/memory stress (default: next to the agent)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -173,8 +177,30 @@ int main(int argc, char** argv) {
         return manager_ptr->append_record(r);
       },
       nopts);
+  // CPU and memory stress. Without cgroupfs or the stressor the agent still
+  // runs; those kinds are then refused as not enabled.
+  std::unique_ptr<nq::stress::StressBackend> stress;
+  {
+    nq::stress::StressOptions sopts;
+    sopts.stressor = cfg.stressor.empty()
+                         ? std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nq-stressor"
+                         : std::filesystem::path(cfg.stressor);
+    auto cgroups = nq::runtime::CgroupFs::discover();
+    auto backend =
+        cgroups.ok()
+            ? nq::stress::StressBackend::create(
+                  std::move(*cgroups),
+                  [&manager_ptr](const nodequake::v1::journal::Record& r) {
+                    return manager_ptr->append_record(r);
+                  },
+                  sopts)
+            : nq::Result<std::unique_ptr<nq::stress::StressBackend>>(cgroups.error());
+    if (backend.ok()) stress = std::move(*backend);
+    else spdlog::warn("cpu/memory stress disabled: {}", backend.error().message());
+  }
   nq::core::InjectionManager manager(mopts, runtime, *journal, network, caps, &metrics, clock);
   manager_ptr = &manager;
+  if (stress) manager.add_backend(*stress);
 
   // Process and disk faults act on the pods' cgroups; without a mounted
   // cgroup hierarchy they are simply not offered (Apply: kind unsupported).

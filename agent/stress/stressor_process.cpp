@@ -26,6 +26,9 @@
 namespace nq::stress {
 namespace {
 
+// CLOSE_RANGE_CLOEXEC (kernel 5.11) is missing from the 6.1-era glibc headers' view.
+constexpr unsigned kCloseRangeCloexec = 1u << 2;
+
 // glibc 2.36's <sys/pidfd.h> lacks extern "C" (its symbols do not link from
 // C++), so the two pidfd calls go through syscall(2).
 int pidfd_open(pid_t pid, unsigned flags) {
@@ -132,6 +135,14 @@ Result<StressorProcess> StressorProcess::spawn(const SpawnRequest& request,
   child_end_low.reset();
   NQ_ASSIGN_OR_RETURN(UniqueFd control_fd, high_fd(control.fd(), "control page"));
   StressControl* page = &control.get();
+  // Closed by exec (close-on-exec): the parent reads EOF once the child is
+  // placed and exec'ed, or the child's errno when it failed first. spawn()
+  // returns only after that, so the caller never sees a child half-way
+  // through joining its cgroups.
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) < 0) return Error::from_errno(errno, "pipe2");
+  UniqueFd exec_read(exec_pipe[0]);
+  UniqueFd exec_write(exec_pipe[1]);
 
   int pidfd = -1;
   clone_args args{};
@@ -145,9 +156,11 @@ Result<StressorProcess> StressorProcess::spawn(const SpawnRequest& request,
   if (rc < 0) return Error::from_errno(errno, "clone3 nq-stressor");
   if (rc == 0) {
     // The child. On failure it leaves the errno in the shared page.
-    auto die = [page](int err) {
+    const int report_fd = exec_write.get();
+    auto die = [page, report_fd](int err) {
       page->error.store(err);
       page->state.store(static_cast<uint32_t>(StressorState::kFailed));
+      (void)!::write(report_fd, &err, sizeof(err));
       ::_exit(127);
     };
     sigset_t none;
@@ -168,7 +181,9 @@ Result<StressorProcess> StressorProcess::spawn(const SpawnRequest& request,
       die(errno);
     // Nothing else of the agent's leaks into the stressor, whatever flags
     // other code used for its fds (another stressor's lifeline above all).
-    ::syscall(SYS_close_range, kLifelineFd + 1, UINT_MAX, 0);
+    // Marked close-on-exec rather than closed, so the exec pipe still
+    // reports a failing execve.
+    ::syscall(SYS_close_range, kLifelineFd + 1, UINT_MAX, kCloseRangeCloexec);
     ::execve(binary.c_str(), argv.data(), envp);
     die(errno);
   }
@@ -177,6 +192,15 @@ Result<StressorProcess> StressorProcess::spawn(const SpawnRequest& request,
   p.pidfd_.reset(pidfd);
   p.pid_ = static_cast<pid_t>(rc);
   p.lifeline_ = std::move(lifeline);
+  exec_write.reset();
+  int child_errno = 0;
+  ssize_t n;
+  while ((n = ::read(exec_read.get(), &child_errno, sizeof(child_errno))) < 0 && errno == EINTR) {
+  }
+  if (n == sizeof(child_errno)) {
+    (void)p.kill_and_reap(std::chrono::seconds(5));
+    return Error::from_errno(child_errno, "start " + binary + " in the container's cgroups");
+  }
   // The child is ours and not yet reaped, so the pid cannot be reused here.
   auto stat = sandbox::read_proc_stat(p.pid_);
   if (!stat.ok()) return std::move(stat).error().wrapped("nq-stressor start time");

@@ -29,6 +29,8 @@ class AgentStressTest : public ::testing::Test {
       GTEST_SKIP() << why;
     auto up = env_.up({limited_pod(env_, "app", 1000, 512 * kMi)});
     ASSERT_TRUE(up.ok()) << up.error().message();
+    auto prio = prioritize_cpu(*env_.cgroups(), container(), env_.options().cgroup_parent);
+    ASSERT_TRUE(prio.ok()) << prio.error().message();
     ASSERT_TRUE(agent_.start().ok()) << agent_.log_tail();
   }
   void TearDown() override {

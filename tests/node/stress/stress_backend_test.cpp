@@ -96,6 +96,8 @@ TEST_F(StressBackendTest, CpuEightyPercentOfOneCpu) {
   ASSERT_NO_FATAL_FAILURE(start({limited_pod(env_, "cpu", 1000, 256 * kMi)}));
   const runtime::PodInfo p = pod("cpu");
   ASSERT_EQ(p.containers.size(), 1u);
+  auto prio = prioritize_cpu(*env_.cgroups(), p.containers[0], env_.options().cgroup_parent);
+  ASSERT_TRUE(prio.ok()) << prio.error().message();
   auto d = apply("cpu80", p, cpu(80));
   ASSERT_TRUE(d.ok()) << d.error().message();
   EXPECT_EQ(d->at("workers"), "1");
@@ -148,6 +150,8 @@ TEST_F(StressBackendTest, CpuEightyPercentWithABusyWorkload) {
       start({limited_pod(env_, "busy", 1000, 256 * kMi,
                          {"/usr/bin/stress-ng", "--cpu", "1", "--cpu-load", "30", "--quiet"})}));
   const runtime::PodInfo p = pod("busy");
+  auto prio = prioritize_cpu(*env_.cgroups(), p.containers[0], env_.options().cgroup_parent);
+  ASSERT_TRUE(prio.ok()) << prio.error().message();
   std::this_thread::sleep_for(1s);
   auto own = measure_cpu_percent(*env_.cgroups(), p.containers[0], 1.0, 3s);
   ASSERT_TRUE(own.ok());

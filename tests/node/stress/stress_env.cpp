@@ -65,6 +65,18 @@ Result<double> measure_cpu_percent(const runtime::CgroupFs& fs, const runtime::C
   return static_cast<double>(u1 - u0) / 1e9 / dt / limit_cpus * 100.0;
 }
 
+Status prioritize_cpu(const runtime::CgroupFs& fs, const runtime::ContainerInfo& c,
+                      const std::string& cgroup_parent) {
+  const bool v1 = fs.mounts().v1("cpu") && runtime::find_cgroup_path(c.cgroups, "cpu");
+  NQ_ASSIGN_OR_RETURN(std::filesystem::path dir, fs.dir_for(c.cgroups, v1 ? "cpu" : ""));
+  for (int level = 0; level < 8; ++level) {
+    NQ_TRY(write_knob(dir / (v1 ? "cpu.shares" : "cpu.weight"), v1 ? "262144" : "10000"));
+    if (dir.filename() == cgroup_parent) return ok();
+    dir = dir.parent_path();
+  }
+  return Error::not_found("cgroup parent " + cgroup_parent + " above the container's cgroup");
+}
+
 bool pid_gone(pid_t pid) {
   auto st = sandbox::read_proc_stat(pid);
   return !st.ok() || st->state == 'Z';

@@ -34,6 +34,15 @@ Result<uint64_t> cgroup_memory_bytes(const runtime::CgroupFs& fs, const runtime:
 Result<double> measure_cpu_percent(const runtime::CgroupFs& fs, const runtime::ContainerInfo& c,
                                    double limit_cpus, std::chrono::milliseconds window);
 
+// Raises the CPU weight (v1 cpu.shares, v2 cpu.weight) of the container's
+// cgroup and of its parents up to and including the sandbox's own parent
+// (`cgroup_parent`, the test's), so the machine's other work (parallel
+// builds on 2 cores) does not starve the container: the tests measure the
+// loop's accuracy when the CPU is there to take, as it is for a pod whose
+// node is not overcommitted.
+Status prioritize_cpu(const runtime::CgroupFs& fs, const runtime::ContainerInfo& c,
+                      const std::string& cgroup_parent);
+
 // True when no running process has this pid (or it is a zombie).
 bool pid_gone(pid_t pid);
 // Waits up to `timeout` for pid_gone.
