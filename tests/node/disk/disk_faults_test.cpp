@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "agent/disk/container_fs.h"
@@ -90,30 +91,42 @@ class DiskFaultsTest : public ::testing::Test {
 // ------------------------------------------------------------ io_throttle
 
 TEST_F(DiskFaultsTest, WriteThrottleOnALoopDeviceHoldsWithinTwentyPercent) {
-  auto loop = LoopDevice::create(64 * kMiB);
+  // Small: on v2 the loop driver charges the backing file's pages to the
+  // writer's memory cgroup (the pod's, 64Mi), and in the vm guest /tmp is a
+  // tmpfs whose pages cannot be reclaimed: a 64 MiB device got the writer
+  // OOM-killed there.
+  auto loop = LoopDevice::create(16 * kMiB);
   ASSERT_TRUE(loop.ok()) << loop.error().message();
   const auto [cg, version] = io_cgroup();
 
   auto before = testing::measure_direct_io(cg, loop->path(), loop->size(), 1000ms);
   ASSERT_TRUE(before.ok()) << before.error().message();
   std::printf("unthrottled O_DIRECT writes: %.1f MiB/s\n", before->bytes_per_second() / kMiB);
-  ASSERT_GT(before->bytes_per_second(), 4.0 * kMiB) << "the device is too slow to show a throttle";
+  // 1 MiB/s where the device is fast (this machine: ~750 MiB/s); under TCG
+  // (the vm tier, a few MiB/s) an eighth of what it does, in whole 64 KiB
+  // blocks, so the throttle is still far below the unthrottled rate.
+  uint64_t limit = kMiB;
+  if (before->bytes_per_second() < 8.0 * kMiB)
+    limit = std::max<uint64_t>(
+        128 << 10, static_cast<uint64_t>(before->bytes_per_second() / 8) / (64 << 10) * (64 << 10));
+  ASSERT_GT(before->bytes_per_second(), 2.0 * limit) << "the device is too slow to show a throttle";
 
-  auto d = faults_->apply("thr-1", throttle(loop->path(), kMiB), pod_, pod_.containers);
+  auto d = faults_->apply("thr-1", throttle(loop->path(), limit), pod_, pod_.containers);
   ASSERT_TRUE(d.ok()) << d.error().message();
-  EXPECT_EQ(d->at("device"), "7:" + std::to_string(loop->minor()));
   const std::string dev = "7:" + std::to_string(loop->minor());
+  EXPECT_EQ(d->at("device"), dev);
   if (version == CgroupVersion::kV1)
-    EXPECT_THAT(knob(std::string(kV1WriteBps)), HasSubstr(dev + " 1048576"));
+    EXPECT_THAT(knob(std::string(kV1WriteBps)), HasSubstr(dev + " " + std::to_string(limit)));
   else
-    EXPECT_THAT(knob("io.max"), HasSubstr(dev + " rbps=max wbps=1048576"));
+    EXPECT_THAT(knob("io.max"), HasSubstr(dev + " rbps=max wbps=" + std::to_string(limit)));
 
   auto during = testing::measure_direct_io(cg, loop->path(), loop->size(), 4000ms);
   ASSERT_TRUE(during.ok()) << during.error().message();
   const double rate = during->bytes_per_second();
-  std::printf("throttled to 1 MiB/s: %.3f MiB/s over %.1f s\n", rate / kMiB, during->seconds);
-  EXPECT_GT(rate, 0.8 * kMiB);
-  EXPECT_LT(rate, 1.2 * kMiB);
+  std::printf("throttled to %.3f MiB/s: %.3f MiB/s over %.1f s\n", double(limit) / kMiB,
+              rate / kMiB, during->seconds);
+  EXPECT_GT(rate, 0.8 * limit);
+  EXPECT_LT(rate, 1.2 * limit);
 
   ASSERT_TRUE(faults_->revert("thr-1").ok());
   if (version == CgroupVersion::kV1)
@@ -123,7 +136,7 @@ TEST_F(DiskFaultsTest, WriteThrottleOnALoopDeviceHoldsWithinTwentyPercent) {
   auto after = testing::measure_direct_io(cg, loop->path(), loop->size(), 1000ms);
   ASSERT_TRUE(after.ok()) << after.error().message();
   std::printf("after revert: %.1f MiB/s\n", after->bytes_per_second() / kMiB);
-  EXPECT_GT(after->bytes_per_second(), 4.0 * kMiB);
+  EXPECT_GT(after->bytes_per_second(), 2.0 * limit);
 
   ASSERT_EQ(records_.size(), 2u);
   const jr::IoThrottleSet& set = records_[0].resource_owned().throttle();
