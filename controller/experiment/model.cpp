@@ -16,42 +16,6 @@ std::string_view kind_name(Kind kind) noexcept {
   return "unknown";
 }
 
-std::string_view comparison_symbol(Comparison op) noexcept {
-  switch (op) {
-    case Comparison::kGreater:
-      return ">";
-    case Comparison::kGreaterEqual:
-      return ">=";
-    case Comparison::kLess:
-      return "<";
-    case Comparison::kLessEqual:
-      return "<=";
-    case Comparison::kEqual:
-      return "==";
-    case Comparison::kNotEqual:
-      return "!=";
-  }
-  return "?";
-}
-
-bool compare(Comparison op, double value, double threshold) noexcept {
-  switch (op) {
-    case Comparison::kGreater:
-      return value > threshold;
-    case Comparison::kGreaterEqual:
-      return value >= threshold;
-    case Comparison::kLess:
-      return value < threshold;
-    case Comparison::kLessEqual:
-      return value <= threshold;
-    case Comparison::kEqual:
-      return value == threshold;
-    case Comparison::kNotEqual:
-      return value != threshold;
-  }
-  return false;
-}
-
 std::string_view network_action_name(NetworkAction a) noexcept {
   switch (a) {
     case NetworkAction::kNetem:

@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include "controller/prom/rules.h"
+#include "controller/prom/slo.h"
 #include "controller/selection/selection.h"
 
 namespace nq::experiment {
@@ -42,20 +44,12 @@ struct Selector {
   bool operator==(const Selector&) const = default;
 };
 
-enum class Comparison { kGreater, kGreaterEqual, kLess, kLessEqual, kEqual, kNotEqual };
-std::string_view comparison_symbol(Comparison op) noexcept;
-bool compare(Comparison op, double value, double threshold) noexcept;
-
-// Abort the experiment (revert everything) when `query op threshold` has held
-// for `for_` (0: the first evaluation that holds).
-struct AbortRule {
-  std::string name;  // optional label for reports; defaults to the query
-  std::string query;
-  Comparison op = Comparison::kGreater;
-  double threshold = 0;
-  nanoseconds for_{0};
-  int line = 0;
-};
+// Abort rules and SLO checks are the Prometheus guard's own types (nq_prom):
+// an AbortRule fires when `query comparison threshold` has held for
+// `for_duration`; an SloCheck passes while its comparison holds.
+using prom::AbortRule;
+using prom::Comparison;
+using prom::SloCheck;
 
 // ---------------------------------------------------------------- NetworkChaos
 
@@ -186,14 +180,6 @@ struct Experiment {
   std::optional<nanoseconds> duration;  // absent: until reverted (one-shot kinds)
   std::vector<AbortRule> abort_when;
   std::variant<NetworkSpec, StressSpec, IoSpec, PodSpec> spec;
-};
-
-// A pass/fail SLO condition: passes when `query op threshold` holds.
-struct SloCheck {
-  std::string name;
-  std::string query;
-  Comparison op = Comparison::kLess;
-  double threshold = 0;
 };
 
 enum class TemplateType { kSerial, kParallel, kSuspend, kChaos, kSloCheck, kReport };

@@ -31,12 +31,11 @@ std::vector<AbortRule> parse_abort_rules(Fields& f) {
   for (size_t i = 0; i < list.size(); ++i) {
     Fields r(f.diag(), list[i], f.path_of("abortWhen") + "[" + std::to_string(i) + "]");
     AbortRule rule;
-    rule.line = r.line();
     rule.query = r.str("query", true).value_or("");
     rule.name = r.str("name").value_or(rule.query);
-    rule.op = parse_comparison(r, "operator").value_or(Comparison::kGreater);
+    rule.comparison = parse_comparison(r, "operator").value_or(Comparison::kGreater);
     rule.threshold = r.number("threshold", true).value_or(0);
-    rule.for_ = r.duration("for").value_or(nanoseconds(0));
+    rule.for_duration = r.duration("for").value_or(nanoseconds(0));
     r.finish();
     rules.push_back(std::move(rule));
   }

@@ -54,7 +54,7 @@ void parse_slo_check(Fields& tf, Template& t) {
       check.query = c.str("query", true).value_or("");
       check.name = c.str("name").value_or(check.query);
       // No default: whether an SLO is "below" or "above" is not guessable.
-      check.op = parse_comparison(c, "operator").value_or(Comparison::kLess);
+      check.comparison = parse_comparison(c, "operator").value_or(Comparison::kLess);
       if (!c.has("operator")) c.required("operator");
       check.threshold = c.number("threshold", true).value_or(0);
       c.finish();

@@ -45,6 +45,8 @@ int run_validate(const ValidateFlags& flags) {
   size_t errors = 0;
   for (const std::string& file : flags.files) {
     const experiment::Parsed parsed = experiment::parse_experiment_file(file);
+    // Summaries (stdout) and errors (stderr) in file order when both go to one terminal or log.
+    std::fflush(stdout);
     for (const experiment::Diagnostic& d : parsed.diagnostics)
       std::fprintf(stderr, "%s\n", d.str().c_str());
     errors += parsed.diagnostics.size();

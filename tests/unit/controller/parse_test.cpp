@@ -113,14 +113,14 @@ TEST(ParseExperiments, EveryNetemKnobAndAbortRules) {
   ASSERT_EQ(e.abort_when.size(), 2u);
   EXPECT_EQ(e.abort_when[0].name, "error-rate");
   EXPECT_EQ(e.abort_when[0].query, "chaos:slo:error_rate:1m");
-  EXPECT_EQ(e.abort_when[0].op, Comparison::kGreater);  // the default
+  EXPECT_EQ(e.abort_when[0].comparison, Comparison::kGreater);  // the default
   EXPECT_DOUBLE_EQ(e.abort_when[0].threshold, 0.05);
-  EXPECT_EQ(e.abort_when[0].for_, 2min);
+  EXPECT_EQ(e.abort_when[0].for_duration, 2min);
   EXPECT_EQ(e.abort_when[1].name, e.abort_when[1].query);  // name defaults to the query
-  EXPECT_EQ(e.abort_when[1].op, Comparison::kGreaterEqual);
-  EXPECT_EQ(e.abort_when[1].for_, 0s);
-  EXPECT_TRUE(compare(e.abort_when[1].op, 5, 5));
-  EXPECT_FALSE(compare(e.abort_when[0].op, 0.05, 0.05));
+  EXPECT_EQ(e.abort_when[1].comparison, Comparison::kGreaterEqual);
+  EXPECT_EQ(e.abort_when[1].for_duration, 0s);
+  EXPECT_TRUE(prom::compare(5, e.abort_when[1].comparison, 5));
+  EXPECT_FALSE(prom::compare(0.05, e.abort_when[0].comparison, 0.05));
 }
 
 TEST(ParseExperiments, PartitionWithExpressionsAndExternalTargets) {

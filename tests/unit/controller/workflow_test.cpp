@@ -50,13 +50,13 @@ TEST(Workflow, SeedComprehensiveWorkflow) {
   EXPECT_EQ(wf.name, "comprehensive-chaos");
   EXPECT_EQ(wf.entry, "main");
   ASSERT_EQ(wf.abort_when.size(), 2u);
-  EXPECT_EQ(wf.abort_when[1].op, Comparison::kGreater);
+  EXPECT_EQ(wf.abort_when[1].comparison, Comparison::kGreater);
 
   const Template* pre = wf.find("pre-check");
   ASSERT_NE(pre, nullptr);
   EXPECT_EQ(pre->type, TemplateType::kSloCheck);
   ASSERT_EQ(pre->checks.size(), 2u);
-  EXPECT_EQ(pre->checks[0].op, Comparison::kLess);
+  EXPECT_EQ(pre->checks[0].comparison, Comparison::kLess);
   EXPECT_DOUBLE_EQ(pre->checks[0].threshold, 0.01);
   EXPECT_EQ(pre->within, 0s);
   const Template* post = wf.find("post-check");
