@@ -29,3 +29,14 @@ stamp=$(date +%Y%m%d-%H%M%S)
 "$bin" --json-file "$out/apply-$stamp.json" "$@" | tee "$out/apply-$stamp.txt"
 echo
 echo "bench: figures in $out/apply-$stamp.txt (table) and $out/apply-$stamp.json"
+
+# CPU and memory stress: achieved vs requested, nq-stressor vs stress-ng
+# (about three minutes: twelve measured windows). See docs/stress.md.
+stress_bin="$build/bin/nq-bench-stress"
+if [[ -x $stress_bin ]]; then
+  echo
+  "$stress_bin" | tee "$out/stress-$stamp.txt"
+  echo "bench: stress figures in $out/stress-$stamp.txt"
+else
+  echo "bench: $stress_bin is not built; stress figures skipped" >&2
+fi
