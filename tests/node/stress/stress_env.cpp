@@ -1,5 +1,7 @@
 #include "tests/node/stress/stress_env.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -75,6 +77,20 @@ Status prioritize_cpu(const runtime::CgroupFs& fs, const runtime::ContainerInfo&
     dir = dir.parent_path();
   }
   return Error::not_found("cgroup parent " + cgroup_parent + " above the container's cgroup");
+}
+
+Result<double> process_cpu_seconds(pid_t pid) {
+  NQ_ASSIGN_OR_RETURN(auto text, read_file("/proc/" + std::to_string(pid) + "/stat"));
+  // Fields after the command name (which may hold spaces): state is 3,
+  // utime 14 and stime 15.
+  std::istringstream in(text.substr(text.rfind(')') + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = to_u64(field);
+    if (i == 15) stime = to_u64(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 bool pid_gone(pid_t pid) {

@@ -43,6 +43,9 @@ Result<double> measure_cpu_percent(const runtime::CgroupFs& fs, const runtime::C
 Status prioritize_cpu(const runtime::CgroupFs& fs, const runtime::ContainerInfo& c,
                       const std::string& cgroup_parent);
 
+// utime + stime of a process (all its threads), in seconds.
+Result<double> process_cpu_seconds(pid_t pid);
+
 // True when no running process has this pid (or it is a zombie).
 bool pid_gone(pid_t pid);
 // Waits up to `timeout` for pid_gone.
