@@ -3,7 +3,9 @@
 // same journal, and require that every sandbox pod's kernel state (qdiscs,
 // classes, filters, clsact and TCX programs, ifb devices) is exactly what it
 // was before any injection -- including a CNI-like root qdisc tree that one
-// pod carries. Repeated with kills before, during and after the Applies, in
+// pod carries -- and so is its workload side: no stressor process, every
+// cgroup thawed, the block I/O throttles as they were, no fill file, no BPF
+// LSM link. Repeated with kills before, during and after the Applies, in
 // both BPF attach modes, and once with a kill during the restart's reconcile.
 //
 // NQ_CRASH_SEED=<n> replays a run; NQ_CRASH_ITERATIONS=<n> (default 24) sets
@@ -24,6 +26,9 @@
 #include <thread>
 
 #include "tests/node/core/agent_harness.h"
+#include "tests/node/core/workload_state.h"
+#include "tests/node/disk/disk_helpers.h"
+#include "tests/node/io/io_helpers.h"
 
 extern char** environ;
 
@@ -141,6 +146,18 @@ class CrashTest : public ::testing::Test {
     ASSERT_TRUE(host.ok()) << host.error().message();
     host_baseline_ = std::move(*host);
 
+    // The workload faults' targets: a block device to throttle, a small
+    // file system to fill (sandbox pods see the host's mounts).
+    auto loop = disk::testing::LoopDevice::create(16 << 20);
+    ASSERT_TRUE(loop.ok()) << loop.error().message();
+    loop_ = std::make_unique<disk::testing::LoopDevice>(std::move(*loop));
+    auto tmpfs = disk::testing::Tmpfs::mount(32 << 20);
+    ASSERT_TRUE(tmpfs.ok()) << tmpfs.error().message();
+    tmpfs_ = std::make_unique<disk::testing::Tmpfs>(std::move(*tmpfs));
+    auto workload = capture_workload();
+    ASSERT_TRUE(workload.ok()) << workload.error().message();
+    workload_baseline_ = std::move(*workload);
+
     // What this kernel supports decides the plan.
     ASSERT_TRUE(agent_.start().ok()) << agent_.log_tail();
     v1::ProbeResponse probe;
@@ -174,6 +191,43 @@ class CrashTest : public ::testing::Test {
       if (caps_["sch_netem"])
         out.push_back({pod, "netem-delay", netem_delay(10ms, v1::DIRECTION_TO)});
     }
+    // Workload faults, spread so that no stressor runs in a frozen pod (a
+    // frozen task cannot die, which would only test the freezer's patience).
+    v1::FaultSpec cpu, memory, throttle, fill, freeze, io;
+    cpu.mutable_cpu_stress()->set_load(20);
+    cpu.mutable_cpu_stress()->set_workers(1);
+    memory.mutable_memory_stress()->set_bytes(8 << 20);
+    throttle.mutable_io_throttle()->set_path(loop_->path());
+    throttle.mutable_io_throttle()->set_write_bytes_per_second(1 << 20);
+    fill.mutable_disk_fill()->set_path(tmpfs_->dir().string());
+    fill.mutable_disk_fill()->set_bytes(1 << 20);
+    freeze.mutable_pod_failure();
+    out.push_back({pods_[0], "cpu-stress", cpu});
+    out.push_back({pods_[0], "memory-stress", memory});
+    out.push_back({pods_[1], "io-throttle", throttle});
+    out.push_back({pods_[1], "disk-fill", fill});
+    out.push_back({pods_[2], "pod-failure", freeze});
+    if (caps_["bpf_lsm"]) {
+      io.mutable_io_errno()->set_path(tmpfs_->dir().string());
+      io.mutable_io_errno()->set_error("EIO");
+      out.push_back({pods_[1], "io-errno", io});
+    }
+    return out;
+  }
+
+  // The workload side of every pod, and what is global to the node.
+  Result<std::vector<std::string>> capture_workload() {
+    std::vector<std::string> out;
+    for (const auto& p : pods_) {
+      NQ_ASSIGN_OR_RETURN(auto rec, env_.record(p));
+      NQ_ASSIGN_OR_RETURN(auto lines, capture_cgroup_state(rec.cgroup_dirs));
+      out.insert(out.end(), lines.begin(), lines.end());
+    }
+    for (const auto& f : fill_files(tmpfs_->dir())) out.push_back("fill file " + f);
+    NQ_ASSIGN_OR_RETURN(uint64_t avail, disk::testing::available_bytes(tmpfs_->dir()));
+    out.push_back("tmpfs available " + std::to_string(avail));
+    NQ_ASSIGN_OR_RETURN(int links, io::testing::ioerrno_links());
+    out.push_back("ioerrno links " + std::to_string(links));
     return out;
   }
 
@@ -233,6 +287,9 @@ class CrashTest : public ::testing::Test {
     auto host = capture_host_side(env_, pods_);
     ASSERT_TRUE(host.ok()) << host.error().message();
     ASSERT_EQ(*host, host_baseline_) << when << ": host side changed";
+    auto workload = capture_workload();
+    ASSERT_TRUE(workload.ok()) << workload.error().message();
+    ASSERT_EQ(*workload, workload_baseline_) << when << ": workload state changed";
   }
 
   // How many pods are back to their baseline right now.
@@ -250,12 +307,15 @@ class CrashTest : public ::testing::Test {
   }
 
   SandboxEnv env_;  // first: torn down last
+  std::unique_ptr<disk::testing::LoopDevice> loop_;
+  std::unique_ptr<disk::testing::Tmpfs> tmpfs_;
   AgentHarness agent_{env_};
   std::vector<std::string> pods_;
   std::map<std::string, std::string> ips_;
   std::map<std::string, bool> caps_;
   PodStates baseline_;
   std::vector<std::string> host_baseline_;
+  std::vector<std::string> workload_baseline_;
   bool ready_ = false;
 };
 
@@ -373,6 +433,19 @@ TEST_F(CrashTest, KillDuringStartUpReconcileIsItselfRecovered) {
         << ::testing::PrintToString(out.unexpected);
     ASSERT_TRUE(agent_.stop(SIGKILL).ok());
     ASSERT_EQ(pods_restored(), 0) << "a SIGKILLed agent reverted something by itself?";
+    // The workload faults are in place too, or the comparison after the
+    // restart would prove nothing: the frozen pod, the throttle and the fill
+    // file outlive the agent (the stressors do not: they follow their
+    // lifeline, see docs/stress.md).
+    auto left = capture_workload();
+    ASSERT_TRUE(left.ok()) << left.error().message();
+    std::string state;
+    for (const auto& line : *left) state += line + "\n";
+    EXPECT_TRUE(state.find("FROZEN") != std::string::npos ||
+                state.find("cgroup.freeze: 1") != std::string::npos)
+        << state;
+    EXPECT_NE(state.find("fill file .nodequake-fill-"), std::string::npos) << state;
+    EXPECT_NE(state.find("1048576"), std::string::npos) << "no throttle line: " << state;
 
     const uintmax_t before = file_size_or_zero(agent_.journal_file());
     auto raw = RawAgent::spawn(agent_.options({"--attach", mode}));
