@@ -16,9 +16,12 @@ build_pkgs=(
 # wire: openssl for throwaway test certificates. The vm tier (tests/vm/) boots
 # Debian's stock kernel under qemu with a busybox-static initramfs (cpio),
 # resolves its modules with kmod and unpacks vmlinux with xz. The controller's
-# SLO tests query a real Prometheus server that they start on loopback.
+# SLO tests query a real Prometheus server that they start on loopback. The
+# cri runtime's node tests start their own containerd (CRI plugin) with runc
+# and the CNI bridge plugin (tests/support/containerd/).
 test_pkgs=(stress-ng openssl iproute2 python3
-  qemu-system-x86 busybox-static cpio kmod xz-utils prometheus)
+  qemu-system-x86 busybox-static cpio kmod xz-utils prometheus
+  containerd runc containernetworking-plugins)
 # The peer-tool comparison in the benchmark execs tc and iptables on purpose.
 bench_pkgs=(iproute2 iptables)
 
