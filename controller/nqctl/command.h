@@ -20,5 +20,9 @@ void add_sandbox_commands(CLI::App& app, Context& ctx);
 void add_agent_commands(CLI::App& app, Context& ctx);
 // `nqctl validate FILE...`: validate_cmd.cpp.
 void add_validate_commands(CLI::App& app, Context& ctx);
+// `nqctl apply|run|get|describe|abort|audit|report` (the controller's API): controller_cmd.cpp.
+void add_controller_commands(CLI::App& app, Context& ctx);
+// `nqctl killswitch engage|release|status` (HTTP): killswitch_cmd.cpp.
+void add_killswitch_commands(CLI::App& app, Context& ctx);
 
 }  // namespace nq::nqctl

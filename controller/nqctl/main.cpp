@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   nq::nqctl::Context ctx;
   for (nq::nqctl::AddCommands add :
        {&nq::nqctl::add_sandbox_commands, &nq::nqctl::add_agent_commands,
-        &nq::nqctl::add_validate_commands})
+        &nq::nqctl::add_validate_commands, &nq::nqctl::add_controller_commands,
+        &nq::nqctl::add_killswitch_commands})
     add(app, ctx);
   CLI11_PARSE(app, argc, argv);
   if (!ctx.action) {

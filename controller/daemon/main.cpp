@@ -1,0 +1,239 @@
+// nodequake-controller: the controller daemon. Thin: options, then the
+// pieces built in dependency order, then signals. Everything it does is in
+// the libraries (run, manager, service, access; fanout, killswitch, prom,
+// audit, metrics) so that it can be tested without this process.
+#include <prometheus/registry.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+
+#include "agent/metrics/metrics.h"
+#include "agent/server/server.h"
+#include "agent/server/tls.h"
+#include "common/duration.h"
+#include "controller/daemon/manager.h"
+#include "controller/daemon/service.h"
+#include "controller/fanout/discovery.h"
+#include "controller/killswitch/http.h"
+#include "controller/prom/client.h"
+
+namespace {
+
+struct Config {
+  std::vector<std::string> agents;
+  std::string agent_service;
+  std::string tls_cert, tls_key, tls_ca, agent_server_name;
+  std::string socket = "/run/nodequake/controller.sock";
+  std::string listen;
+  std::string api_tls_cert, api_tls_key, api_tls_ca;
+  std::string access_file = "/etc/nodequake/access.yaml";
+  std::string prometheus_url;
+  std::string state_dir = "/var/lib/nodequake-controller";
+  std::string killswitch_listen = "127.0.0.1:8090";
+  std::string killswitch_token_file = "/etc/nodequake/killswitch-token";
+  std::string metrics_address = "127.0.0.1:9465";
+  std::string lease = "30s", abort_interval = "5s", recovery_timeout = "5m", recovery_poll = "1s";
+  double max_blast_radius = 50;
+  std::string log_level = "info";
+};
+
+int fail(const nq::Error& e, const char* what) {
+  spdlog::critical("{}: {}", what, e.message());
+  return 1;
+}
+
+template <class D>
+nq::Result<D> option_duration(const std::string& text, const char* option) {
+  auto d = nq::parse_duration(text);
+  if (!d.ok()) return std::move(d).error().wrapped(option);
+  return std::chrono::duration_cast<D>(*d);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread (gRPC's and civetweb's inherit
+  // the mask) so SIGTERM/SIGINT reach only the sigwait() below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Config cfg;
+  CLI::App app{"nodequake-controller: runs experiments across the node agents"};
+  app.add_option("--agent", cfg.agents,
+                 "Agent address host:port, [v6]:port, unix:/path (repeatable)");
+  app.add_option("--agent-service", cfg.agent_service,
+                 "Headless Service name:port whose every address is an agent");
+  app.add_option("--tls-cert", cfg.tls_cert, "Client certificate for the agents (PEM)");
+  app.add_option("--tls-key", cfg.tls_key, "Its key (PEM)");
+  app.add_option("--tls-ca", cfg.tls_ca, "CA of the agents' server certificates (PEM)");
+  app.add_option("--agent-server-name", cfg.agent_server_name,
+                 "Name verified in every agent's certificate (\"\" = the dialled host)");
+  app.add_option("--socket", cfg.socket, "Unix socket of the API (\"\" = none)")
+      ->capture_default_str();
+  app.add_option("--listen", cfg.listen, "TCP address of the API, mTLS only (\"\" = none)");
+  app.add_option("--api-tls-cert", cfg.api_tls_cert, "Server certificate of the API (PEM)");
+  app.add_option("--api-tls-key", cfg.api_tls_key, "Its key (PEM)");
+  app.add_option("--api-tls-ca", cfg.api_tls_ca, "CA of nqctl's client certificates (PEM)");
+  app.add_option("--access-file", cfg.access_file, "Tokens, identities and their roles (YAML)")
+      ->capture_default_str();
+  app.add_option("--prometheus-url", cfg.prometheus_url,
+                 "Prometheus HTTP API for abort rules and SLO checks (\"\" = none)");
+  app.add_option("--state-dir", cfg.state_dir, "Audit log, kill-switch state, reports")
+      ->capture_default_str();
+  app.add_option("--killswitch-listen", cfg.killswitch_listen,
+                 "Kill-switch HTTP endpoint (\"\" = none)")
+      ->capture_default_str();
+  app.add_option("--killswitch-token-file", cfg.killswitch_token_file,
+                 "Bearer token of the kill switch")
+      ->capture_default_str();
+  app.add_option("--metrics-address", cfg.metrics_address, "Prometheus endpoint (\"\" = none)")
+      ->capture_default_str();
+  app.add_option("--lease", cfg.lease, "Lease of every injection; renewed every third of it")
+      ->capture_default_str();
+  app.add_option("--abort-interval", cfg.abort_interval, "How often abort rules are evaluated")
+      ->capture_default_str();
+  app.add_option("--recovery-timeout", cfg.recovery_timeout,
+                 "Longest wait for the SLOs after a revert")
+      ->capture_default_str();
+  app.add_option("--recovery-poll", cfg.recovery_poll, "SLO poll interval while recovering")
+      ->capture_default_str();
+  app.add_option("--max-blast-radius", cfg.max_blast_radius,
+                 "Percent of the eligible pods an experiment may choose without --force")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("nodequake-controller"));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+  // gRPC reads its TLS configuration once per process: before any channel.
+  if (nq::Status st = nq::pin_grpc_tls13(); !st.ok()) return fail(st.error(), "tls");
+
+  nq::controller::RunOptions ropts;
+  {
+    auto lease = option_duration<std::chrono::seconds>(cfg.lease, "--lease");
+    auto interval =
+        option_duration<std::chrono::milliseconds>(cfg.abort_interval, "--abort-interval");
+    auto timeout =
+        option_duration<std::chrono::milliseconds>(cfg.recovery_timeout, "--recovery-timeout");
+    auto poll = option_duration<std::chrono::milliseconds>(cfg.recovery_poll, "--recovery-poll");
+    for (const auto* r : {&interval, &timeout, &poll})
+      if (!r->ok()) return fail(r->error(), "options");
+    if (!lease.ok()) return fail(lease.error(), "options");
+    if (lease->count() < 3)
+      return fail(nq::Error::invalid_argument("--lease", "at least 3s"), "options");
+    ropts.lease = *lease;
+    ropts.abort_interval = *interval;
+    ropts.recovery = {*poll, *timeout};
+    ropts.ceiling.max_percent = cfg.max_blast_radius;
+  }
+  const std::filesystem::path state_dir = cfg.state_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir / "reports", ec);
+  if (ec) return fail(nq::Error(ec, "create " + (state_dir / "reports").string()), "state dir");
+  ropts.report_dir = state_dir / "reports";
+
+  auto audit = nq::audit::AuditLog::open(state_dir / "audit.log");
+  if (!audit.ok()) return fail(audit.error(), "audit");
+  auto policy = nq::controller::load_access_policy(cfg.access_file);
+  if (!policy.ok()) return fail(policy.error(), "--access-file");
+
+  nq::fanout::DiscoveryOptions dopts{cfg.agents, cfg.agent_service};
+  nq::fanout::SystemResolver resolver;
+  auto discover = [&]() { return nq::fanout::discover(dopts, resolver); };
+  if (auto first = discover(); !first.ok()) return fail(first.error(), "agents");
+  nq::fanout::AgentPool pool({cfg.tls_cert, cfg.tls_key, cfg.tls_ca, cfg.agent_server_name});
+  nq::fanout::FanOut fanout(pool, {});
+  nq::fanout::LeaseRenewer renewer(fanout, [&]() -> std::vector<std::string> {
+    auto agents = discover();
+    if (!agents.ok()) {
+      spdlog::warn("lease renewal: {}", agents.error().message());
+      return {};
+    }
+    return *agents;
+  });
+  renewer.start();
+
+  std::unique_ptr<nq::prom::PromClient> prom;
+  if (!cfg.prometheus_url.empty())
+    prom = std::make_unique<nq::prom::PromClient>(nq::prom::ClientOptions{cfg.prometheus_url});
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  nq::controller::ControllerMetrics metrics(registry);
+  std::unique_ptr<nq::MetricsEndpoint> endpoint;
+  if (!cfg.metrics_address.empty()) {
+    auto ep = nq::MetricsEndpoint::start(cfg.metrics_address, registry);
+    if (!ep.ok()) return fail(ep.error(), "metrics");
+    endpoint = std::move(*ep);
+  }
+
+  nq::controller::RunDeps deps{&fanout, discover, &renewer, prom.get(), &*audit, &metrics};
+  nq::controller::ExperimentManager manager(deps, ropts);
+
+  nq::killswitch::FanOutBackend agents_backend(fanout, discover);
+  nq::controller::KillSwitchBackend ks_backend(manager, agents_backend, &metrics);
+  nq::SystemClock clock;
+  auto ks =
+      nq::killswitch::KillSwitch::open(state_dir / "killswitch.json", ks_backend, &*audit, clock);
+  if (!ks.ok()) return fail(ks.error(), "kill switch");
+  nq::killswitch::KillSwitch& killswitch = **ks;
+  manager.set_admission([&killswitch]() -> nq::Status {
+    const auto st = killswitch.status();
+    if (st.engaged)
+      return nq::Error::failed_precondition("the kill switch is engaged (by " + st.actor +
+                                            (st.reason.empty() ? "" : ": " + st.reason) +
+                                            "); no experiment may start until it is released");
+    return nq::ok();
+  });
+  metrics.set_killswitch(killswitch.engaged());
+  if (killswitch.engaged()) {
+    // Engaged before a restart: agents that came back (or were unreachable
+    // then) must be told again.
+    const auto st = killswitch.status();
+    spdlog::warn("kill switch engaged since before this start (by {}): re-engaging", st.actor);
+    auto r = killswitch.engage(st.actor, st.reason);
+    if (!r.ok()) spdlog::error("re-engaging the kill switch: {}", r.error().message());
+  }
+
+  std::unique_ptr<nq::killswitch::HttpServer> http;
+  if (!cfg.killswitch_listen.empty()) {
+    auto h = nq::killswitch::HttpServer::start(
+        {cfg.killswitch_listen, cfg.killswitch_token_file, "killswitch-token", 4}, killswitch);
+    if (!h.ok()) return fail(h.error(), "kill switch endpoint");
+    http = std::move(*h);
+  }
+
+  nq::controller::ControllerService service(manager, std::move(*policy), audit->path());
+  nq::ServerOptions sopts;
+  sopts.unix_socket_path = cfg.socket;
+  sopts.tcp_address = cfg.listen;
+  sopts.tls_cert_file = cfg.api_tls_cert;
+  sopts.tls_key_file = cfg.api_tls_key;
+  sopts.tls_ca_file = cfg.api_tls_ca;
+  auto server = nq::GrpcServer::start(sopts, {&service});
+  if (!server.ok()) return fail(server.error(), "api");
+
+  spdlog::info("nodequake-controller: api {}{}{}, kill switch {}, metrics {}, prometheus {}",
+               cfg.socket, cfg.listen.empty() ? "" : ", mTLS ", cfg.listen,
+               http ? "127.0.0.1:" + std::to_string(http->port()) : std::string("off"),
+               endpoint ? std::to_string(endpoint->port()) : std::string("off"),
+               cfg.prometheus_url.empty() ? "none" : cfg.prometheus_url);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {}: reverting every running experiment", sig);
+  // No new calls; then every run stops and reverts on its own thread.
+  (*server)->shutdown(std::chrono::seconds(2));
+  manager.shutdown();
+  renewer.stop();
+  spdlog::info("shutdown complete");
+  return 0;
+}

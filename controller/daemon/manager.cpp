@@ -1,0 +1,180 @@
+#include "controller/daemon/manager.h"
+
+#include <random>
+
+#include "controller/experiment/parse.h"
+#include "controller/fanout/ids.h"
+#include "controller/selection/selection.h"
+
+namespace nq::controller {
+
+std::string new_experiment_id(const std::string& name) {
+  std::string base;
+  for (char c : name) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_';
+    base += keep ? c : '-';
+  }
+  // 64 characters at most, with room for "-xxxxxxxx".
+  if (base.size() > 40) base.resize(40);
+  if (base.empty()) base = "exp";
+  std::random_device rd;
+  char suffix[16];
+  std::snprintf(suffix, sizeof(suffix), "-%08x", static_cast<unsigned>(rd()));
+  return base + suffix;
+}
+
+namespace {
+
+// Whether the document needs Prometheus (abort rules or SLO checks).
+bool needs_prometheus(const experiment::Document& doc) {
+  if (const auto* e = std::get_if<experiment::Experiment>(&doc)) return !e->abort_when.empty();
+  const auto& wf = std::get<experiment::Workflow>(doc);
+  if (!wf.abort_when.empty()) return true;
+  for (const auto& t : wf.templates)
+    if (t.type == experiment::TemplateType::kSloCheck || (t.chaos && !t.chaos->abort_when.empty()))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+ExperimentManager::ExperimentManager(RunDeps deps, RunOptions options)
+    : deps_(std::move(deps)), options_(std::move(options)) {}
+
+ExperimentManager::~ExperimentManager() {
+  shutdown();
+}
+
+Result<v1::ExperimentStatus> ExperimentManager::submit(const std::string& yaml,
+                                                       const std::string& file, uint64_t seed,
+                                                       bool force, const std::string& actor) {
+  NQ_ASSIGN_OR_RETURN(auto docs, experiment::load_experiments(yaml, file));
+  if (docs.size() != 1)
+    return Error::invalid_argument(file, "holds " + std::to_string(docs.size()) +
+                                             " documents; submit one experiment or workflow "
+                                             "per file");
+  experiment::Document doc = std::move(docs[0]);
+  if (needs_prometheus(doc) && !deps_.prom)
+    return Error::failed_precondition(
+        file +
+        ": abort rules and SLO checks need Prometheus; the controller has no "
+        "--prometheus-url");
+  if (admission_) NQ_TRY(admission_());
+  if (seed == 0) seed = selection::random_seed();
+  Submission sub{new_experiment_id(std::visit([](const auto& d) { return d.name; }, doc)), actor,
+                 seed, force};
+  if (deps_.audit) {
+    audit::Event ev{std::chrono::system_clock::now(),
+                    actor,
+                    audit::Action::kSubmit,
+                    sub.id,
+                    {{"file", file},
+                     {"name", document_name(doc)},
+                     {"kind", document_kind(doc)},
+                     {"seed", seed},
+                     {"force", force}}};
+    // An action that cannot be audited is not taken.
+    if (Status st = deps_.audit->append(ev); !st.ok())
+      return std::move(st).error().wrapped("audit");
+  }
+  auto run = std::make_shared<Run>(sub, std::move(doc), deps_, options_);
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return Error::unavailable("the controller is shutting down");
+  runs_[sub.id] = run;
+  threads_.emplace_back([run] { run->execute(); });
+  return run->status();
+}
+
+Result<v1::ExperimentStatus> ExperimentManager::get(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return Error::not_found("experiment " + id + " not found");
+  return it->second->status();
+}
+
+std::vector<v1::ExperimentStatus> ExperimentManager::list() const {
+  std::lock_guard lock(mu_);
+  std::vector<v1::ExperimentStatus> out;
+  for (const auto& [id, run] : runs_) out.push_back(run->status());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.submitted_at().seconds() != b.submitted_at().seconds()
+               ? a.submitted_at().seconds() < b.submitted_at().seconds()
+               : a.id() < b.id();
+  });
+  return out;
+}
+
+Result<v1::ExperimentStatus> ExperimentManager::abort(const std::string& id,
+                                                      const std::string& actor,
+                                                      const std::string& reason) {
+  std::shared_ptr<Run> run;
+  {
+    std::lock_guard lock(mu_);
+    auto it = runs_.find(id);
+    if (it == runs_.end()) return Error::not_found("experiment " + id + " not found");
+    run = it->second;
+  }
+  if (run->finished()) return Error::failed_precondition("experiment " + id + " has already ended");
+  run->stop(StopReason::kOperator, actor,
+            "aborted by " + actor + (reason.empty() ? "" : ": " + reason));
+  return run->status();
+}
+
+Result<std::pair<nlohmann::json, std::string>> ExperimentManager::report(
+    const std::string& id) const {
+  std::shared_ptr<Run> run;
+  {
+    std::lock_guard lock(mu_);
+    auto it = runs_.find(id);
+    if (it == runs_.end()) return Error::not_found("experiment " + id + " not found");
+    run = it->second;
+  }
+  auto r = run->report();
+  if (!r) return Error::failed_precondition("experiment " + id + " has no report yet");
+  return *r;
+}
+
+void ExperimentManager::stop_all(StopReason reason, const std::string& actor,
+                                 const std::string& message) {
+  std::vector<std::shared_ptr<Run>> runs;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, run] : runs_) runs.push_back(run);
+  }
+  for (const auto& run : runs) run->stop(reason, actor, message);
+}
+
+void ExperimentManager::wait_all() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+void ExperimentManager::shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+  }
+  stop_all(StopReason::kShutdown, "controller", "controller shutting down");
+  wait_all();
+}
+
+std::vector<fanout::AgentOutcome> KillSwitchBackend::engage(const std::string& actor,
+                                                            const std::string& reason) {
+  if (metrics_) metrics_->set_killswitch(true);
+  manager_.stop_all(StopReason::kKillSwitch, actor,
+                    "kill switch engaged by " + actor + (reason.empty() ? "" : ": " + reason));
+  return agents_.engage(actor, reason);
+}
+
+std::vector<fanout::AgentOutcome> KillSwitchBackend::release(const std::string& actor) {
+  auto out = agents_.release(actor);
+  if (metrics_) metrics_->set_killswitch(false);
+  return out;
+}
+
+}  // namespace nq::controller

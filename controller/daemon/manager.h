@@ -1,0 +1,80 @@
+// Every experiment this controller runs: submit (parse, admission, a run on a
+// thread of its own), status, abort, reports, and stopping them all (kill
+// switch, shutdown). The kill switch reaches the manager through
+// KillSwitchBackend, which stops the runs before the agents revert everything.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/daemon/run.h"
+#include "controller/killswitch/killswitch.h"
+
+namespace nq::controller {
+
+class ExperimentManager {
+ public:
+  ExperimentManager(RunDeps deps, RunOptions options);
+  // shutdown().
+  ~ExperimentManager();
+  ExperimentManager(const ExperimentManager&) = delete;
+  ExperimentManager& operator=(const ExperimentManager&) = delete;
+
+  // OK, or why no experiment may start now (the kill switch).
+  void set_admission(std::function<Status()> admission) { admission_ = std::move(admission); }
+
+  // Parses `yaml` (exactly one document), checks it can run here, audits the
+  // submission and starts it. seed 0: a random one. The error of an invalid
+  // file names file, line and field.
+  Result<v1::ExperimentStatus> submit(const std::string& yaml, const std::string& file,
+                                      uint64_t seed, bool force, const std::string& actor);
+  Result<v1::ExperimentStatus> get(const std::string& id) const;
+  std::vector<v1::ExperimentStatus> list() const;
+  Result<v1::ExperimentStatus> abort(const std::string& id, const std::string& actor,
+                                     const std::string& reason);
+  Result<std::pair<nlohmann::json, std::string>> report(const std::string& id) const;
+
+  // Stops every running experiment (they revert on their own threads).
+  void stop_all(StopReason reason, const std::string& actor, const std::string& message);
+  // Waits until every run has ended (reverted). For tests and shutdown.
+  void wait_all();
+  // stop_all(kShutdown) and wait_all(); refuses new submissions. Idempotent.
+  void shutdown();
+
+ private:
+  RunDeps deps_;
+  RunOptions options_;
+  std::function<Status()> admission_;
+  mutable std::mutex mu_;
+  bool shutting_down_ = false;
+  std::map<std::string, std::shared_ptr<Run>> runs_;
+  std::vector<std::thread> threads_;
+};
+
+// The kill switch's backend in the daemon: engaging first stops every
+// running experiment (status Reverted) and then has every agent revert
+// everything; the metrics follow the state.
+class KillSwitchBackend final : public killswitch::Backend {
+ public:
+  KillSwitchBackend(ExperimentManager& manager, killswitch::Backend& agents,
+                    ControllerMetrics* metrics)
+      : manager_(manager), agents_(agents), metrics_(metrics) {}
+  std::vector<fanout::AgentOutcome> engage(const std::string& actor,
+                                           const std::string& reason) override;
+  std::vector<fanout::AgentOutcome> release(const std::string& actor) override;
+
+ private:
+  ExperimentManager& manager_;
+  killswitch::Backend& agents_;
+  ControllerMetrics* metrics_;
+};
+
+// "<name>-<8 hex>": a valid experiment uid (fanout/ids.h) from the file's name.
+std::string new_experiment_id(const std::string& name);
+
+}  // namespace nq::controller
