@@ -12,8 +12,9 @@ build_pkgs=(
   libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcivetweb-dev
 )
-# What the agent runs (stress-ng) and what the tests use on their side of the
-# wire: openssl for throwaway test certificates. The vm tier (tests/vm/) boots
+# What the tests use on their side of the wire: stress-ng as a busy workload
+# in a pod (the agent's own stressor is nq-stressor, see docs/stress.md),
+# openssl for throwaway test certificates. The vm tier (tests/vm/) boots
 # Debian's stock kernel under qemu with a busybox-static initramfs (cpio),
 # resolves its modules with kmod and unpacks vmlinux with xz. The controller's
 # SLO tests query a real Prometheus server that they start on loopback. The
@@ -22,8 +23,9 @@ build_pkgs=(
 test_pkgs=(stress-ng openssl iproute2 python3
   qemu-system-x86 busybox-static cpio kmod xz-utils prometheus
   containerd runc containernetworking-plugins)
-# The peer-tool comparison in the benchmark execs tc and iptables on purpose.
-bench_pkgs=(iproute2 iptables)
+# The peer-tool comparison in the benchmarks execs tc, iptables and stress-ng
+# on purpose.
+bench_pkgs=(iproute2 iptables stress-ng)
 
 case "${1:-all}" in
   build) want=("${build_pkgs[@]}") ;;

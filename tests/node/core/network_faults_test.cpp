@@ -37,7 +37,8 @@ core::NetworkFault validated(const v1::FaultSpec& spec) {
   req.mutable_ttl()->set_seconds(60);
   auto v = core::validate_apply(req, {});
   EXPECT_TRUE(v.ok()) << v.error().message();
-  return v.ok() ? v->fault : core::NetworkFault{};
+  if (!v.ok() || !std::holds_alternative<core::NetworkFault>(v->fault)) return {};
+  return std::get<core::NetworkFault>(v->fault);
 }
 
 v1::FaultSpec bandwidth(uint64_t bps, v1::Direction dir, std::vector<uint32_t> remote_ports = {}) {
