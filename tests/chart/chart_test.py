@@ -308,6 +308,22 @@ def check_tokens(ms, rendered=True):
     return ks_secret
 
 
+def source_flags(repo, src):
+    """Options a main.cpp declares with CLI11 (add_option/add_flag)."""
+    text = open(os.path.join(repo, src)).read()
+    return set(re.findall(r'add_(?:option|flag)\(\s*"(?:-\w,)?(--[a-z0-9-]+)', text))
+
+
+def check_flags_exist(ctx, ms):
+    """Every flag the chart passes is one the binary has (flags drift)."""
+    for who, src in (("agent", "agent/main.cpp"), ("controller", "controller/daemon/main.cpp")):
+        _, _, c = agent(ms) if who == "agent" else controller(ms)
+        known = source_flags(ctx.repo, src)
+        check(len(known) > 5, f"no options found in {src}")
+        unknown = set(args_of(c)) - known
+        check(not unknown, f"{who} args {sorted(unknown)} are not options of {src}")
+
+
 def no_privileged_true(ms):
     for d in ms.docs:
         check("privileged: true" not in yaml.safe_dump(d), f"{d['kind']} {d['metadata']['name']} is privileged")
@@ -339,6 +355,7 @@ def case_lint(ctx):
 
 def case_default(ctx):
     ms = ctx.template()
+    check_flags_exist(ctx, ms)
     check_agent_daemonset(ms)
     check_controller(ms)
     check_tls_wiring(ms)
@@ -366,6 +383,7 @@ def case_privileged(ctx):
 
 def case_local_runtime(ctx):
     ms = ctx.template("--set", "agent.runtime=local", "--set", "agent.netnsDir=/run/netns")
+    check_flags_exist(ctx, ms)
     _, spec, c = check_agent_daemonset(ms, cri=False)
     check(arg(c, "--runtime") == "local", "runtime local")
     check("--cri-socket" not in args_of(c), "no CRI socket with the local runtime")
@@ -435,6 +453,7 @@ def case_monitoring(ctx):
         svc = ms.one("Service", f"{RELEASE}-nodequake-{comp}")
         check(any(p["name"] == sm["spec"]["endpoints"][0]["port"] for p in svc["spec"]["ports"]),
               f"{comp} ServiceMonitor port exists on the Service")
+    check_flags_exist(ctx, ms)
     rule = ms.one("PrometheusRule")
     check(rule["spec"] == load_rules(ctx.repo), "PrometheusRule is monitoring/prometheus-chaos-rules.yaml")
     _, _, c = controller(ms)
