@@ -43,6 +43,7 @@ trap cleanup EXIT
 
 gw=llm-marketplace/graphql-gateway-0
 pg=llm-marketplace/postgres-0
+redis=llm-marketplace/redis-0
 
 step "Sandbox pods: real netns + veth + cgroups + nq-echo (experiments/sandbox/pods.yaml)"
 show nqctl sandbox up -f experiments/sandbox/pods.yaml "${sandbox_net[@]}"
@@ -87,6 +88,30 @@ else
   echo "-- not on this kernel: the agent refuses netem with the missing feature named (above)."
   echo "   Nodes with sch_netem get it; the VM test tier measures it on Debian's stock kernel."
 fi
+
+step "CPU stress: 80% of graphql-gateway's 1-CPU limit, closed loop on the cgroup's own usage"
+show agent apply --id demo-cpu --pod $gw --cpu-stress 80 --ttl 2m
+sleep 6
+echo "-- requested vs achieved, as the agent measures the container's cgroup:"
+agent list
+show agent revert demo-cpu
+
+step "Pod failure: postgres frozen (cgroup freezer), then thawed"
+show agent apply --id demo-freeze --pod $pg --pod-failure --ttl 2m
+echo "-- gateway -> postgres must time out (the process is frozen, the network is fine):"
+measure --from $gw --to $pg --rtt 1 --timeout 1s || true
+show agent revert demo-freeze
+measure --from $gw --to $pg --rtt 5
+
+step "Pod kill: redis-0's processes SIGKILLed; its shim restarts them like a kubelet"
+show agent apply --id demo-kill --pod $redis --pod-kill --ttl 1m
+start=$(date +%s%N)
+for _ in $(seq 300); do
+  measure --from $gw --to $redis --connect --timeout 200ms >/dev/null 2>&1 && break
+  sleep 0.05
+done
+echo "-- redis answers again after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+agent revert demo-kill >/dev/null
 
 step "Kill switch: everything reverted, new injections refused until released"
 agent apply --id demo-ks-1 --pod $gw --partition --direction both --remote "$pg_ip/32" --ttl 2m >/dev/null

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "agent/server/channel.h"
@@ -38,6 +39,15 @@ struct AgentFlags {
   bool delay_each_direction = false;
   std::string direction = "to", protocol = "any", interface;
   std::vector<std::string> remote, local, remote_ports, local_ports;
+  // workload faults
+  double cpu_stress = 0;
+  unsigned workers = 0;
+  std::string memory_stress, io_errno, io_path, disk_fill;
+  double io_percent = 0;
+  std::vector<std::string> io_ops;
+  bool container_kill = false, pod_kill = false, pod_failure = false, io_throttle = false;
+  std::string read_bps, write_bps;
+  uint64_t read_iops = 0, write_iops = 0;
 
   // targets
   std::vector<std::string> namespaces, labels;
@@ -131,6 +141,85 @@ Result<v1::NetworkPath> path_from_flags(const AgentFlags& f) {
   return p;
 }
 
+// "30%" -> percent 30; anything else a size ("256Mi", "1G").
+Status size_or_percent(const std::string& text, const std::string& flag, uint64_t& bytes,
+                       double& percent) {
+  if (!text.empty() && text.back() == '%') {
+    try {
+      percent = std::stod(text.substr(0, text.size() - 1));
+    } catch (const std::exception&) {
+      return Error::invalid_argument(flag, "\"" + text + "\" is not a percentage (30%)");
+    }
+    return ok();
+  }
+  NQ_ASSIGN_OR_RETURN(bytes, parse_bytes(text, flag));
+  return ok();
+}
+
+// The workload fault the flags ask for, or nullopt when they ask for none.
+Result<std::optional<v1::FaultSpec>> workload_from_flags(const AgentFlags& f) {
+  std::vector<v1::FaultSpec> specs;
+  if (f.cpu_stress > 0) {
+    auto* c = specs.emplace_back().mutable_cpu_stress();
+    c->set_load(f.cpu_stress);
+    c->set_workers(f.workers);
+  }
+  if (!f.memory_stress.empty()) {
+    uint64_t bytes = 0;
+    double percent = 0;
+    NQ_TRY(size_or_percent(f.memory_stress, "--memory-stress", bytes, percent));
+    auto* m = specs.emplace_back().mutable_memory_stress();
+    m->set_bytes(bytes);
+    m->set_percent(percent);
+  }
+  if (f.container_kill) specs.emplace_back().mutable_container_kill();
+  if (f.pod_kill) specs.emplace_back().mutable_pod_kill();
+  if (f.pod_failure) specs.emplace_back().mutable_pod_failure();
+  if (!f.io_errno.empty()) {
+    auto* e = specs.emplace_back().mutable_io_errno();
+    e->set_path(f.io_path);
+    e->set_error(f.io_errno);
+    e->set_percent(f.io_percent);
+    for (const auto& op : f.io_ops) {
+      if (op == "open") {
+        e->add_operations(v1::IO_OPERATION_OPEN);
+      } else if (op == "read") {
+        e->add_operations(v1::IO_OPERATION_READ);
+      } else if (op == "write") {
+        e->add_operations(v1::IO_OPERATION_WRITE);
+      } else {
+        return Error::invalid_argument("--op", "\"" + op + "\" is not open, read or write");
+      }
+    }
+  }
+  if (f.io_throttle) {
+    auto* t = specs.emplace_back().mutable_io_throttle();
+    t->set_path(f.io_path);
+    if (!f.read_bps.empty()) {
+      NQ_ASSIGN_OR_RETURN(uint64_t v, parse_bytes(f.read_bps, "--read-bps"));
+      t->set_read_bytes_per_second(v);
+    }
+    if (!f.write_bps.empty()) {
+      NQ_ASSIGN_OR_RETURN(uint64_t v, parse_bytes(f.write_bps, "--write-bps"));
+      t->set_write_bytes_per_second(v);
+    }
+    t->set_read_iops(f.read_iops);
+    t->set_write_iops(f.write_iops);
+  }
+  if (!f.disk_fill.empty()) {
+    uint64_t bytes = 0;
+    double percent = 0;
+    NQ_TRY(size_or_percent(f.disk_fill, "--disk-fill", bytes, percent));
+    auto* d = specs.emplace_back().mutable_disk_fill();
+    d->set_path(f.io_path);
+    d->set_bytes(bytes);
+    d->set_percent(percent);
+  }
+  if (specs.size() > 1) return Error::invalid_argument("fault", "choose one fault per injection");
+  if (specs.empty()) return std::optional<v1::FaultSpec>();
+  return std::optional<v1::FaultSpec>(std::move(specs.front()));
+}
+
 Result<v1::ApplyRequest> request_from_flags(const AgentFlags& f) {
   v1::ApplyRequest req;
   if (!f.file.empty()) {
@@ -157,13 +246,21 @@ Result<v1::ApplyRequest> request_from_flags(const AgentFlags& f) {
     *req.mutable_lease()->mutable_duration() = proto_duration(lease);
   }
   NQ_ASSIGN_OR_RETURN(v1::NetworkPath path, path_from_flags(f));
+  NQ_ASSIGN_OR_RETURN(auto workload, workload_from_flags(f));
   const bool netem =
       !f.delay.empty() || f.loss >= 0 || f.duplicate > 0 || f.corrupt > 0 || f.reorder > 0;
-  const int kinds = int(f.partition) + int(!f.bandwidth.empty()) + int(netem);
+  const int kinds =
+      int(f.partition) + int(!f.bandwidth.empty()) + int(netem) + int(workload.has_value());
   if (kinds != 1)
-    return Error::invalid_argument("fault",
-                                   "choose exactly one of --partition, --bandwidth RATE or "
-                                   "netem flags (--delay/--loss/--duplicate/--corrupt/--reorder)");
+    return Error::invalid_argument(
+        "fault",
+        "choose exactly one of --partition, --bandwidth RATE, netem flags "
+        "(--delay/--loss/--duplicate/--corrupt/--reorder), --cpu-stress, --memory-stress, "
+        "--container-kill, --pod-kill, --pod-failure, --io-errno, --io-throttle, --disk-fill");
+  if (workload) {
+    *req.mutable_spec() = std::move(*workload);
+    return req;
+  }
   if (f.partition) {
     *req.mutable_spec()->mutable_partition()->mutable_path() = path;
   } else if (!f.bandwidth.empty()) {
@@ -350,6 +447,22 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   apply->add_option("--local-port", f->local_ports, "Pod-side port or range (repeatable)");
   apply->add_option("--protocol", f->protocol, "tcp, udp, icmp, any")->capture_default_str();
   apply->add_option("--interface", f->interface, "Interface in the pod (default eth0)");
+  apply->add_option("--cpu-stress", f->cpu_stress, "CPU load, % of the container's limit");
+  apply->add_option("--workers", f->workers, "CPU stress threads (default: the limit's CPUs)");
+  apply->add_option("--memory-stress", f->memory_stress, "Memory to hold: 256Mi or 50%");
+  apply->add_flag("--container-kill", f->container_kill, "SIGKILL the container's processes");
+  apply->add_flag("--pod-kill", f->pod_kill, "SIGKILL every container of the pod");
+  apply->add_flag("--pod-failure", f->pod_failure, "Freeze the pod until revert");
+  apply->add_option("--io-errno", f->io_errno, "Fail file calls under --path: EIO, ENOSPC, ...");
+  apply->add_option("--percent", f->io_percent, "Share of matching calls that fail (--io-errno)");
+  apply->add_option("--op", f->io_ops, "open, read, write (repeatable; --io-errno)");
+  apply->add_flag("--io-throttle", f->io_throttle, "Throttle the block device behind --path");
+  apply->add_option("--read-bps", f->read_bps, "Read bytes/s (--io-throttle): 1Mi");
+  apply->add_option("--write-bps", f->write_bps, "Write bytes/s (--io-throttle)");
+  apply->add_option("--read-iops", f->read_iops, "Read IOPS (--io-throttle)");
+  apply->add_option("--write-iops", f->write_iops, "Write IOPS (--io-throttle)");
+  apply->add_option("--disk-fill", f->disk_fill, "Fill the file system at --path: 1Gi or 90%");
+  apply->add_option("--path", f->io_path, "Path inside the container (I/O faults)");
   apply->callback([f, &ctx] {
     ctx.action = [f] {
       auto req = request_from_flags(*f);
