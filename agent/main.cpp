@@ -19,6 +19,7 @@
 #include "agent/metrics/metrics.h"
 #include "agent/net/network_faults.h"
 #include "agent/process/process_faults.h"
+#include "agent/runtime/cri/cri_runtime.h"
 #include "agent/runtime/local/local_runtime.h"
 #include "agent/server/agent_service.h"
 #include "agent/server/server.h"
@@ -43,6 +44,8 @@ struct Config {
   std::string metrics_address = "0.0.0.0:9464";
   std::string runtime = "local";
   std::string sandbox_dir = "/run/nodequake/sandbox";
+  std::string cri_socket;  // "" = auto-detect
+  std::string host_root = "/";
   std::vector<std::string> protected_namespaces;
   std::string opt_in_label = "chaos-ready=true";
   std::string max_ttl = "24h";
@@ -99,9 +102,16 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-address", cfg.metrics_address, "Prometheus endpoint (\"\" = none)")
       ->capture_default_str();
   app.add_option("--runtime", cfg.runtime, "Where pods come from")
-      ->check(CLI::IsMember({"local"}))
+      ->check(CLI::IsMember({"local", "cri"}))
       ->capture_default_str();
   app.add_option("--sandbox-dir", cfg.sandbox_dir, "Registry of the local runtime's sandbox pods")
+      ->capture_default_str();
+  app.add_option("--cri-socket", cfg.cri_socket,
+                 "CRI socket of the node's runtime (--runtime cri; default: the first of "
+                 "containerd's, k3s' and CRI-O's well-known sockets that exists)");
+  app.add_option("--host-root", cfg.host_root,
+                 "Where the host's / is mounted (--runtime cri in a DaemonSet: /host); the "
+                 "runtime's netns paths and socket are looked up under it")
       ->capture_default_str();
   app.add_option("--protected-namespace", cfg.protected_namespaces,
                  "Namespace never to inject into, in addition to kube-system, kube-public, "
@@ -166,9 +176,22 @@ int main(int argc, char** argv) {
   auto journal = nq::Journal::open(cfg.state_dir);
   if (!journal.ok()) return fail(journal.error(), "journal");
 
-  nq::sandbox::LocalRuntime::Options ropts;
-  ropts.state_dir = cfg.sandbox_dir;
-  nq::sandbox::LocalRuntime runtime(ropts);
+  // Where pods come from. The cri runtime asks the node's runtime for its
+  // version now, so a wrong socket fails the start instead of every Apply.
+  std::unique_ptr<nq::runtime::Runtime> runtime_owner;
+  if (cfg.runtime == "cri") {
+    nq::cri::CriRuntime::Options copts;
+    copts.socket = cfg.cri_socket;
+    copts.roots.host_root = cfg.host_root;
+    auto cri = nq::cri::CriRuntime::connect(copts);
+    if (!cri.ok()) return fail(cri.error(), "cri runtime");
+    runtime_owner = std::move(*cri);
+  } else {
+    nq::sandbox::LocalRuntime::Options ropts;
+    ropts.state_dir = cfg.sandbox_dir;
+    runtime_owner = std::make_unique<nq::sandbox::LocalRuntime>(ropts);
+  }
+  nq::runtime::Runtime& runtime = *runtime_owner;
 
   nq::SystemClock clock;
   nq::core::InjectionManager* manager_ptr = nullptr;
