@@ -155,7 +155,11 @@ TEST_F(StressBackendTest, CpuEightyPercentWithABusyWorkload) {
   std::this_thread::sleep_for(1s);
   auto own = measure_cpu_percent(*env_.cgroups(), p.containers[0], 1.0, 3s);
   ASSERT_TRUE(own.ok());
-  EXPECT_NEAR(*own, 30.0, 8.0) << "the workload alone";
+  // stress-ng's open-loop duty is only roughly 30 % (15 % in the TCG guest:
+  // the very inaccuracy the closed loop is there for); it must be busy, and
+  // well below the target, for the test to mean something.
+  EXPECT_GT(*own, 10.0) << "the workload alone";
+  EXPECT_LT(*own, 50.0) << "the workload alone";
 
   auto d = apply("busy80", p, cpu(80));
   ASSERT_TRUE(d.ok()) << d.error().message();
@@ -166,7 +170,9 @@ TEST_F(StressBackendTest, CpuEightyPercentWithABusyWorkload) {
   // CPU share when it shares one CPU with the workload, as in the 1-vCPU VM).
   auto s0 = process_cpu_seconds(stressor);
   const auto t0 = std::chrono::steady_clock::now();
-  auto achieved = measure_cpu_percent(*env_.cgroups(), p.containers[0], 1.0, 20s);
+  // 10 s: the 20 s accuracy run is CpuEightyPercentOfOneCpu's; this one is
+  // about the loop making room for the workload.
+  auto achieved = measure_cpu_percent(*env_.cgroups(), p.containers[0], 1.0, 10s);
   auto s1 = process_cpu_seconds(stressor);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_TRUE(achieved.ok() && s0.ok() && s1.ok());
@@ -176,7 +182,7 @@ TEST_F(StressBackendTest, CpuEightyPercentWithABusyWorkload) {
   std::cerr << "cpu 80% over a 30% workload: cgroup measured " << *achieved << "%, stressor "
             << stressor_share << "%, duty " << live.at("duty") << "\n";
   EXPECT_LT(stressor_share, 65.0) << "the stressor should leave the workload's share";
-  EXPECT_GT(*achieved - stressor_share, 15.0) << "the workload kept running";
+  EXPECT_GT(*achieved - stressor_share, 0.5 * *own) << "the workload kept running";
   ASSERT_TRUE(backend_->revert("busy80").ok());
 }
 
