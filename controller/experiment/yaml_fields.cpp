@@ -152,75 +152,67 @@ std::string Fields::choice_error(std::string_view value,
   return msg;
 }
 
-std::optional<std::string> Fields::str(std::string_view key, bool req) {
+std::optional<Fields::Scalar> Fields::take_scalar(std::string_view key, bool req) {
   YAML::Node n = take(key);
   if (!n.IsDefined()) {
     if (req) required(key);
     return std::nullopt;
   }
-  auto s = scalar(n, key);
-  if (s && s->empty()) {
-    error(n, path_of(key), "must not be empty");
+  auto text = scalar(n, key);
+  if (!text) return std::nullopt;
+  return Scalar{n, std::move(*text)};
+}
+
+template <class T>
+std::optional<T> Fields::checked(const Scalar& s, std::string_view key, Result<T> parsed,
+                                 std::string_view what) {
+  if (!parsed.ok()) {
+    error(s.node, path_of(key), reason(parsed.error(), what));
     return std::nullopt;
   }
-  return s;
+  return *parsed;
+}
+
+std::optional<std::string> Fields::str(std::string_view key, bool req) {
+  auto s = take_scalar(key, req);
+  if (!s) return std::nullopt;
+  if (s->text.empty()) {
+    error(s->node, path_of(key), "must not be empty");
+    return std::nullopt;
+  }
+  return s->text;
 }
 
 std::optional<std::chrono::nanoseconds> Fields::duration(std::string_view key, bool req) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (req) required(key);
-    return std::nullopt;
-  }
-  auto s = scalar(n, key);
-  if (!s) return std::nullopt;
-  auto d = parse_duration(*s);
-  if (!d.ok()) {
-    error(n, path_of(key), reason(d.error(), "duration"));
-    return std::nullopt;
-  }
-  return *d;
+  auto s = take_scalar(key, req);
+  return s ? checked(*s, key, parse_duration(s->text), "duration") : std::nullopt;
 }
 
 std::optional<double> Fields::percent(std::string_view key, bool req) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (req) required(key);
-    return std::nullopt;
-  }
-  auto s = scalar(n, key);
+  auto s = take_scalar(key, req);
   if (!s) return std::nullopt;
-  auto v = parse_percent(*s);
+  auto v = parse_percent(s->text);
   if (!v)
-    error(n, path_of(key), "\"" + *s + "\" is not a percentage in 0..100 (e.g. 30 or \"30%\")");
+    error(s->node, path_of(key),
+          "\"" + s->text + "\" is not a percentage in 0..100 (e.g. 30 or \"30%\")");
   return v;
 }
 
 std::optional<double> Fields::number(std::string_view key, bool req) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (req) required(key);
-    return std::nullopt;
-  }
-  auto s = scalar(n, key);
+  auto s = take_scalar(key, req);
   if (!s) return std::nullopt;
-  auto v = parse_number(*s);
-  if (!v) error(n, path_of(key), "\"" + *s + "\" is not a number");
+  auto v = parse_number(s->text);
+  if (!v) error(s->node, path_of(key), "\"" + s->text + "\" is not a number");
   return v;
 }
 
 std::optional<uint64_t> Fields::uint(std::string_view key, uint64_t min, uint64_t max, bool req) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (req) required(key);
-    return std::nullopt;
-  }
-  auto s = scalar(n, key);
+  auto s = take_scalar(key, req);
   if (!s) return std::nullopt;
-  auto v = parse_uint(*s);
+  auto v = parse_uint(s->text);
   if (!v || *v < min || *v > max) {
-    error(n, path_of(key),
-          "\"" + *s + "\" is not a whole number in " + std::to_string(min) + ".." +
+    error(s->node, path_of(key),
+          "\"" + s->text + "\" is not a whole number in " + std::to_string(min) + ".." +
               std::to_string(max));
     return std::nullopt;
   }
@@ -228,35 +220,13 @@ std::optional<uint64_t> Fields::uint(std::string_view key, uint64_t min, uint64_
 }
 
 std::optional<uint64_t> Fields::bytes(std::string_view key, bool req) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (req) required(key);
-    return std::nullopt;
-  }
-  auto s = scalar(n, key);
-  if (!s) return std::nullopt;
-  auto v = parse_bytes(*s, "size");
-  if (!v.ok()) {
-    error(n, path_of(key), reason(v.error(), "size"));
-    return std::nullopt;
-  }
-  return *v;
+  auto s = take_scalar(key, req);
+  return s ? checked(*s, key, parse_bytes(s->text, "size"), "size") : std::nullopt;
 }
 
 std::optional<uint64_t> Fields::rate(std::string_view key, bool req) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (req) required(key);
-    return std::nullopt;
-  }
-  auto s = scalar(n, key);
-  if (!s) return std::nullopt;
-  auto v = parse_rate(*s, "rate");
-  if (!v.ok()) {
-    error(n, path_of(key), reason(v.error(), "rate"));
-    return std::nullopt;
-  }
-  return *v;
+  auto s = take_scalar(key, req);
+  return s ? checked(*s, key, parse_rate(s->text, "rate"), "rate") : std::nullopt;
 }
 
 std::optional<std::vector<std::string>> Fields::str_list(std::string_view key, bool req) {

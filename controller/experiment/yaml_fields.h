@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/result.h"
 #include "controller/experiment/diagnostics.h"
 
 namespace nq::experiment {
@@ -72,6 +73,17 @@ class Fields {
 
  private:
   std::optional<std::string> scalar(const YAML::Node& n, std::string_view key);
+  // A present single value: takes `key`, reports it as required (when
+  // `required`) or not a scalar; nullopt when absent or wrong.
+  struct Scalar {
+    YAML::Node node;
+    std::string text;
+  };
+  std::optional<Scalar> take_scalar(std::string_view key, bool required);
+  // The value `parsed` from a present scalar, or an error at it naming `what`.
+  template <class T>
+  std::optional<T> checked(const Scalar& s, std::string_view key, Result<T> parsed,
+                           std::string_view what);
   std::string choice_error(std::string_view value, const std::vector<std::string_view>& names);
 
   Diagnostics& diag_;
@@ -90,19 +102,14 @@ template <class T>
 std::optional<T> Fields::choice(std::string_view key,
                                 std::initializer_list<std::pair<std::string_view, T>> choices,
                                 bool required) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined()) {
-    if (required) this->required(key);
-    return std::nullopt;
-  }
-  auto text = scalar(n, key);
-  if (!text) return std::nullopt;
+  auto s = take_scalar(key, required);
+  if (!s) return std::nullopt;
   std::vector<std::string_view> names;
   for (const auto& [name, value] : choices) {
-    if (*text == name) return value;
+    if (s->text == name) return value;
     names.push_back(name);
   }
-  error(n, path_of(key), choice_error(*text, names));
+  error(s->node, path_of(key), choice_error(s->text, names));
   return std::nullopt;
 }
 
