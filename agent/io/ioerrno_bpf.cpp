@@ -8,16 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "agent/bpf/verifier_log.h"
 #include "ioerrno.skel.h"
 
 namespace nq::io {
 namespace {
 
-// Kernels before 6.4 fill a fixed log from the start and fail with ENOSPC
-// when it is full, so it must hold a whole failing verification for the tail
-// to be the interesting part.
+// Holds a whole failing verification (see VerifierLog).
 constexpr size_t kVerifierLogSize = 4u << 20;
-constexpr size_t kVerifierLogTail = 3000;
 
 struct SkelDeleter {
   void operator()(ioerrno* skel) const noexcept { ioerrno__destroy(skel); }
@@ -32,16 +30,6 @@ struct LinkDeleter {
   }
 };
 using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
-
-std::string verifier_log_tail(const char* log, size_t size) {
-  std::string_view v(log, ::strnlen(log, size));
-  while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-  if (v.size() > kVerifierLogTail) {
-    v = v.substr(v.size() - kVerifierLogTail);
-    if (size_t nl = v.find('\n'); nl != std::string_view::npos) v.remove_prefix(nl + 1);
-  }
-  return std::string(v);
-}
 
 }  // namespace
 
@@ -61,25 +49,16 @@ IoErrnoProgram& IoErrnoProgram::operator=(IoErrnoProgram&&) noexcept = default;
 IoErrnoProgram::~IoErrnoProgram() = default;
 
 Result<IoErrnoProgram> IoErrnoProgram::load() {
-  // Only needed while loading: libbpf retries a failed program load at log
-  // level 1 into this buffer.
-  std::unique_ptr<char[]> log(new char[kVerifierLogSize]);
-  log[0] = '\0';
+  bpf::VerifierLog log(kVerifierLogSize);  // needed only while loading
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
-  opts.kernel_log_buf = log.get();
-  opts.kernel_log_size = kVerifierLogSize;
-  opts.kernel_log_level = 0;
+  log.attach(opts);
 
   auto impl = std::make_unique<Impl>();
   impl->skel.reset(ioerrno__open_opts(&opts));
   if (!impl->skel) return Error::from_errno(errno, "open ioerrno BPF object");
   if (int rc = ioerrno__load(impl->skel.get()); rc != 0) {
-    Error err = Error::from_errno(-rc, "load ioerrno BPF object (BPF LSM programs)");
-    const std::string tail = verifier_log_tail(log.get(), kVerifierLogSize);
-    if (!tail.empty())
-      return Error(err.code(), err.context() + " (verifier log, last lines:\n" + tail + "\n)");
-    return err;
+    return log.annotate(Error::from_errno(-rc, "load ioerrno BPF object (BPF LSM programs)"));
   }
   return IoErrnoProgram(std::move(impl));
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/bpf/verifier_log.h"
 #include "agent/net/netlink.h"
 #include "agent/net/tc_dump.h"
 #include "agent/net/tc_wire.h"
@@ -33,11 +34,8 @@ constexpr int kBpfTcxEgress = 47;
 constexpr uint32_t kParentIngress = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
 constexpr uint32_t kParentEgress = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS);
 
-// Kernels before 6.4 fill a fixed log from the start and fail with ENOSPC
-// when it is full, so the buffer must hold a whole failing verification for
-// the tail to be the interesting part; newer kernels keep the tail anyway.
+// Holds a whole failing verification (see VerifierLog).
 constexpr size_t kVerifierLogSize = 8u << 20;
-constexpr size_t kVerifierLogTail = 3000;
 
 struct SkelDeleter {
   void operator()(netfault* skel) const noexcept { netfault__destroy(skel); }
@@ -50,16 +48,6 @@ struct Overloaded : F... {
 };
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
-
-std::string verifier_log_tail(const char* log, size_t size) {
-  std::string_view v(log, ::strnlen(log, size));
-  while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-  if (v.size() > kVerifierLogTail) {
-    v = v.substr(v.size() - kVerifierLogTail);
-    if (size_t nl = v.find('\n'); nl != std::string_view::npos) v.remove_prefix(nl + 1);
-  }
-  return std::string(v);
-}
 
 std::string hex(uint32_t v) {
   char buf[16];
@@ -230,15 +218,10 @@ Result<NetfaultProgram> NetfaultProgram::load(const NetfaultLoadOptions& options
   if (options.ipv6_ext_headers > NQ_IPV6_EXT_HDR_CAP)
     return Error::invalid_argument("ipv6_ext_headers",
                                    "at most " + std::to_string(NQ_IPV6_EXT_HDR_CAP));
-  // Only needed while loading: libbpf retries a failed program load at log
-  // level 1 into this buffer.
-  std::unique_ptr<char[]> log(new char[kVerifierLogSize]);
-  log[0] = '\0';
+  bpf::VerifierLog log(kVerifierLogSize);  // needed only while loading
   bpf_object_open_opts opts{};
   opts.sz = sizeof(opts);
-  opts.kernel_log_buf = log.get();
-  opts.kernel_log_size = kVerifierLogSize;
-  opts.kernel_log_level = 0;
+  log.attach(opts);
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
@@ -248,11 +231,7 @@ Result<NetfaultProgram> NetfaultProgram::load(const NetfaultLoadOptions& options
   impl->skel->rodata->l2_hdr_len = options.l2_header_len;
   impl->skel->rodata->ipv6_ext_hdr_max = options.ipv6_ext_headers;
   if (int rc = netfault__load(impl->skel.get()); rc != 0) {
-    Error err = Error::from_errno(-rc, "load netfault BPF object");
-    const std::string tail = verifier_log_tail(log.get(), kVerifierLogSize);
-    if (!tail.empty())
-      return Error(err.code(), err.context() + " (verifier log, last lines:\n" + tail + "\n)");
-    return err;
+    return log.annotate(Error::from_errno(-rc, "load netfault BPF object"));
   }
   // The maps start zeroed: no rule, no ifb, which is CompiledRules{}.
   impl->current = CompiledRules{};
