@@ -56,6 +56,7 @@ Result<std::unique_ptr<DelayLine>> DelayLine::start(const Netns& netns, const De
   config.heartbeat_period = plan.heartbeat_period;
   config.vnet_hdr_len = line->tap_->vnet_hdr_len();
   config.seed = options.seed;
+  config.realtime_priority = options.realtime_priority;
   DelaylineProgram* p = line->prog_.get();
   NQ_ASSIGN_OR_RETURN(line->engine_, DelayEngine::start(line->tap_->fd(), config,
                                                         [p](uint64_t now_ns) { p->beat(now_ns); }));

@@ -21,6 +21,9 @@ struct DelayLineOptions {
   std::string tap_name = "nqdl%d";
   bool vnet_hdr = true;
   uint64_t seed = 0;  // sampler seed; 0: random
+  // SCHED_FIFO priority of the engine thread; 0 keeps it normal. See
+  // EngineConfig::realtime_priority.
+  int realtime_priority = 1;
 };
 
 struct DelayLineStats {

@@ -1,6 +1,7 @@
 #include "agent/delay/engine.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -114,6 +115,7 @@ EngineStats DelayEngine::stats() const {
   s.write_errors = write_errors_.load();
   s.held = held_.load();
   s.cpu = nanoseconds(cpu_ns_.load());
+  s.realtime = realtime_.load();
   return s;
 }
 
@@ -122,6 +124,11 @@ void DelayEngine::run() {
   // instead of up to 50 us late.
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   ::pthread_setname_np(::pthread_self(), "nq-delay");
+  if (config_.realtime_priority > 0) {
+    sched_param param{};
+    param.sched_priority = config_.realtime_priority;
+    realtime_.store(::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param) == 0);
+  }
   std::mt19937 rng(config_.seed ? static_cast<std::mt19937::result_type>(config_.seed)
                                 : std::random_device{}());
   DelaySampler sampler(config_.model);

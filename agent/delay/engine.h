@@ -29,6 +29,12 @@ struct EngineConfig {
   // Bytes of virtio_net_hdr in front of each frame (TapDevice::vnet_hdr_len()).
   size_t vnet_hdr_len = 0;
   uint64_t seed = 0;  // 0: from std::random_device
+  // SCHED_FIFO priority of the engine thread (0: the normal scheduler). On
+  // a busy node a normal thread wakes up milliseconds late, and every frame
+  // with it; a real-time thread preempts the load. The engine only runs
+  // when a frame arrives or falls due, and the kernel's RT throttling caps
+  // it anyway. Without CAP_SYS_NICE the thread stays normal (stats say so).
+  int realtime_priority = 0;
 };
 
 struct EngineStats {
@@ -38,6 +44,7 @@ struct EngineStats {
   uint64_t write_errors = 0;
   uint64_t held = 0;
   std::chrono::nanoseconds cpu{0};  // the engine thread's CPU time
+  bool realtime = false;            // runs under SCHED_FIFO
 };
 
 class DelayEngine {
@@ -75,6 +82,7 @@ class DelayEngine {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> frames_in_{0}, frames_out_{0}, dropped_full_{0}, write_errors_{0}, held_{0};
   std::atomic<int64_t> cpu_ns_{0};
+  std::atomic<bool> realtime_{false};
   std::thread thread_;
 };
 

@@ -1,0 +1,172 @@
+#include "tests/node/delay/delay_env.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "agent/net/links.h"
+#include "common/cidr.h"
+
+extern char** environ;
+
+namespace nq::testing {
+namespace {
+
+// UAPI 6.1 predates TCX (see agent/delay/delayline_bpf.cpp).
+constexpr int kBpfTcxIngress = 46;
+constexpr int kBpfTcxEgress = 47;
+
+}  // namespace
+
+std::optional<std::string> delay_line_missing() {
+  if (::geteuid() != 0) return "needs root (namespaces, a TAP, BPF)";
+  if (::access("/dev/net/tun", R_OK | W_OK) != 0) return "no /dev/net/tun (tun driver)";
+  utsname u{};
+  int major = 0, minor = 0;
+  if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+      (major < 6 || (major == 6 && minor < 6)))
+    return std::string("kernel ") + u.release +
+           " has no TCX links (6.6+), which the delay line needs";
+  return std::nullopt;
+}
+
+Result<std::unique_ptr<DelayEnv>> DelayEnv::create() {
+  std::unique_ptr<DelayEnv> env(new DelayEnv());
+  NQ_ASSIGN_OR_RETURN(env->pair_, NetnsPair::create());
+  NQ_TRY(run_in_netns(env->pair_->b(), [&]() -> Status {
+    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+    NQ_ASSIGN_OR_RETURN(Cidr addr, parse_interface_address(std::string(kIpB2) + "/24"));
+    return net::add_address(sock, "eth0", addr);
+  }));
+  NQ_ASSIGN_OR_RETURN(env->server_, ServerThread::start(env->pair_->b()));
+  return env;
+}
+
+Result<traffic::UdpProbeResult> udp_probes(const Netns& from, const std::string& ip, int count,
+                                           nanoseconds interval, nanoseconds linger) {
+  return run_in_netns(from,
+                      [&] { return traffic::udp_echo_probe(ip, 7, count, interval, linger); });
+}
+
+traffic::Summary rtt_ms(const traffic::UdpProbeResult& r) {
+  return traffic::summarize(traffic::to_millis(r.rtts));
+}
+
+Result<nanoseconds> time_until_fast(const Netns& from, const std::string& ip,
+                                    std::chrono::steady_clock::time_point since, nanoseconds fast,
+                                    nanoseconds limit) {
+  return run_in_netns(from, [&]() -> Result<nanoseconds> {
+    for (;;) {
+      NQ_ASSIGN_OR_RETURN(traffic::UdpProbeResult r,
+                          traffic::udp_echo_probe(ip, 7, 1, nanoseconds(0), fast));
+      const auto now = std::chrono::steady_clock::now();
+      if (r.received == 1 && r.rtts[0] < fast) return now - since;
+      if (now - since > limit) return Error::status(Code::kDeadlineExceeded, "still slow");
+    }
+  });
+}
+
+Result<bool> link_exists(const Netns& ns, const std::string& name) {
+  return run_in_netns(ns, [&]() -> Result<bool> {
+    NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+    auto idx = net::link_index(sock, name);
+    if (idx.ok()) return true;
+    if (idx.error().status_code() == Code::kNotFound) return false;
+    return std::move(idx).error();
+  });
+}
+
+Result<uint32_t> tcx_programs(const Netns& ns, const std::string& ifname, bool egress) {
+  return run_in_netns(ns, [&]() -> Result<uint32_t> {
+    const unsigned ifindex = ::if_nametoindex(ifname.c_str());
+    if (ifindex == 0) return Error::from_errno(errno, "if_nametoindex " + ifname);
+    uint32_t ids[16];
+    uint32_t count = 16, flags = 0;
+    // For TCX the "target fd" of BPF_PROG_QUERY is the ifindex.
+    if (bpf_prog_query(static_cast<int>(ifindex),
+                       static_cast<bpf_attach_type>(egress ? kBpfTcxEgress : kBpfTcxIngress), 0,
+                       &flags, ids, &count) != 0)
+      return Error::from_errno(errno, "query TCX programs of " + ifname);
+    return count;
+  });
+}
+
+Result<std::unique_ptr<HeldLine>> HeldLine::start(const std::string& netns_path,
+                                                  const std::vector<std::string>& args) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe2");
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  std::vector<std::string> argv_s = {NQ_DELAYLINE_HOLD_PATH, "--netns", netns_path};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, wr.get(), STDOUT_FILENO);
+  std::unique_ptr<HeldLine> held(new HeldLine());
+  const int rc = ::posix_spawn(&held->pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    held->pid_ = -1;
+    return Error::from_errno(rc, std::string("spawn ") + argv[0]);
+  }
+  wr.reset();
+  std::string line;
+  // Loading, the TAP and the links take well under a second; a loaded
+  // 2-core machine gets ten.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (line.find('\n') == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{rd.get(), POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1)
+      return Error::unavailable("nq-delayline-hold did not get ready in 10 s");
+    char buf[128];
+    const ssize_t n = ::read(rd.get(), buf, sizeof(buf));
+    if (n <= 0) return Error::unavailable("nq-delayline-hold exited before it was ready");
+    line.append(buf, static_cast<size_t>(n));
+  }
+  if (line.rfind("ready ", 0) != 0) return Error::internal("nq-delayline-hold said: " + line);
+  held->tap_name_ = line.substr(6, line.find('\n') - 6);
+  return held;
+}
+
+HeldLine::~HeldLine() {
+  kill();
+}
+
+Status HeldLine::signal(int sig) {
+  if (pid_ <= 0) return Error::failed_precondition("nq-delayline-hold is not running");
+  if (::kill(pid_, sig) != 0) return Error::from_errno(errno, "kill");
+  return ok();
+}
+
+void HeldLine::kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+Result<int> HeldLine::wait() {
+  if (pid_ <= 0) return Error::failed_precondition("nq-delayline-hold is not running");
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) return Error::from_errno(errno, "waitpid");
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace nq::testing

@@ -1,0 +1,84 @@
+// Shared set-up of the delay line's node tests and benchmark: two
+// namespaces joined by a veth (a = the "pod", b = its peer with a traffic
+// server), UDP echo probes from a, and a delay line held by a child
+// process (nq-delayline-hold) that a test can kill -9 or stop.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/traffic.h"
+#include "tests/support/topology.h"
+
+namespace nq::testing {
+
+using namespace std::chrono_literals;
+using std::chrono::nanoseconds;
+
+// Why the delay line cannot run here (no root, no /dev/net/tun, no TCX), or nothing.
+std::optional<std::string> delay_line_missing();
+
+class DelayEnv {
+ public:
+  // b also answers on kIpB2, a second address for "unmatched destination".
+  static Result<std::unique_ptr<DelayEnv>> create();
+
+  const NetnsPair& pair() const { return *pair_; }
+  const Netns& a() const { return pair_->a(); }
+  const Netns& b() const { return pair_->b(); }
+  static constexpr const char* kIpB2 = "10.77.0.3";
+
+ private:
+  DelayEnv() = default;
+  std::unique_ptr<NetnsPair> pair_;
+  std::unique_ptr<ServerThread> server_;
+};
+
+// `count` UDP echo probes from inside `from` to ip:7, one every `interval`
+// (pipelined: they do not wait for each other), then `linger` for late ones.
+Result<traffic::UdpProbeResult> udp_probes(const Netns& from, const std::string& ip, int count,
+                                           nanoseconds interval, nanoseconds linger);
+traffic::Summary rtt_ms(const traffic::UdpProbeResult& r);
+
+// From `since` until a single probe from `from` comes back within `fast`;
+// DeadlineExceeded after `limit`.
+Result<nanoseconds> time_until_fast(const Netns& from, const std::string& ip,
+                                    std::chrono::steady_clock::time_point since, nanoseconds fast,
+                                    nanoseconds limit);
+
+// Is there a device `name` in `ns`?
+Result<bool> link_exists(const Netns& ns, const std::string& name);
+// Programs attached through TCX to ifindex's egress (or ingress) inside ns.
+Result<uint32_t> tcx_programs(const Netns& ns, const std::string& ifname, bool egress);
+
+// nq-delayline-hold as a child process; SIGKILLed and reaped at the latest
+// by the destructor.
+class HeldLine {
+ public:
+  // args: the helper's options after --netns (e.g. {"--delay", "100ms"}).
+  static Result<std::unique_ptr<HeldLine>> start(const std::string& netns_path,
+                                                 const std::vector<std::string>& args);
+  ~HeldLine();
+  HeldLine(const HeldLine&) = delete;
+  HeldLine& operator=(const HeldLine&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& tap_name() const { return tap_name_; }
+  Status signal(int sig);
+  // Sends SIGKILL and reaps.
+  void kill();
+  // Waits for the child to exit (after SIGTERM, say); its exit status.
+  Result<int> wait();
+
+ private:
+  HeldLine() = default;
+  pid_t pid_ = -1;
+  std::string tap_name_;
+};
+
+}  // namespace nq::testing
