@@ -9,7 +9,10 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "agent/metrics/metrics.h"
 #include "agent/server/server.h"
@@ -37,6 +40,7 @@ struct Config {
   std::string killswitch_token_file = "/etc/nodequake/killswitch-token";
   std::string metrics_address = "127.0.0.1:9465";
   std::string lease = "30s", abort_interval = "5s", recovery_timeout = "5m", recovery_poll = "1s";
+  std::string shutdown_timeout = "20s";
   double max_blast_radius = 50;
   std::string log_level = "info";
 };
@@ -104,6 +108,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--recovery-poll", cfg.recovery_poll, "SLO poll interval while recovering")
       ->capture_default_str();
+  app.add_option("--shutdown-timeout", cfg.shutdown_timeout,
+                 "Longest SIGTERM shutdown (reverting every running experiment); past it the "
+                 "process exits 2 and the leases revert the rest")
+      ->capture_default_str();
   app.add_option("--max-blast-radius", cfg.max_blast_radius,
                  "Percent of the eligible pods an experiment may choose without --force")
       ->check(CLI::Range(0.0, 100.0))
@@ -118,7 +126,12 @@ int main(int argc, char** argv) {
   if (nq::Status st = nq::pin_grpc_tls13(); !st.ok()) return fail(st.error(), "tls");
 
   nq::controller::RunOptions ropts;
+  std::chrono::milliseconds shutdown_timeout{};
   {
+    auto st =
+        option_duration<std::chrono::milliseconds>(cfg.shutdown_timeout, "--shutdown-timeout");
+    if (!st.ok()) return fail(st.error(), "options");
+    shutdown_timeout = *st;
     auto lease = option_duration<std::chrono::seconds>(cfg.lease, "--lease");
     auto interval =
         option_duration<std::chrono::milliseconds>(cfg.abort_interval, "--abort-interval");
@@ -175,8 +188,19 @@ int main(int argc, char** argv) {
     endpoint = std::move(*ep);
   }
 
-  nq::controller::RunDeps deps{&fanout, discover, &renewer, prom.get(), &*audit, &metrics};
+  auto store = nq::controller::ExperimentStore::open(state_dir / "experiments");
+  if (!store.ok()) return fail(store.error(), "experiment records");
+  nq::controller::RunDeps deps{&fanout, discover, &renewer, prom.get(), &*audit, &metrics, &*store};
   nq::controller::ExperimentManager manager(deps, ropts);
+  {
+    // Before the API serves: what an earlier incarnation left is reverted
+    // before anything new may start.
+    auto rec = manager.recover();
+    for (const auto& e : rec.problems) spdlog::error("experiment records: {}", e.message());
+    for (const auto& f : rec.failures) spdlog::warn("revert at start: {}", f);
+    spdlog::info("experiment records: {} loaded, {} interrupted, {} revert(s) sent at start",
+                 rec.loaded, rec.interrupted, rec.reverted + rec.failures.size());
+  }
 
   nq::killswitch::FanOutBackend agents_backend(fanout, discover);
   nq::controller::KillSwitchBackend ks_backend(manager, agents_backend, &metrics);
@@ -229,11 +253,35 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  const auto stop_started = std::chrono::steady_clock::now();
   spdlog::info("signal {}: reverting every running experiment", sig);
-  // No new calls; then every run stops and reverts on its own thread.
+  // The graceful part is bounded: every revert has its own deadline, but a
+  // Kubernetes grace period is not ours to overrun. Past the bound (or at a
+  // second signal) the process leaves at once and the leases revert what is
+  // left on the agents within one lease.
+  std::atomic<bool> stopped{false};
+  std::thread watchdog([&] {
+    const auto deadline = stop_started + shutdown_timeout;
+    while (!stopped) {
+      timespec tick{0, 100 * 1000 * 1000};
+      int again = sigtimedwait(&stop_signals, nullptr, &tick);
+      if (again > 0 || std::chrono::steady_clock::now() >= deadline) {
+        spdlog::critical(
+            "{}: exiting now; the agents revert the rest when the leases run out",
+            again > 0 ? "second signal" : "shutdown took longer than --shutdown-timeout");
+        std::_Exit(2);
+      }
+    }
+  });
+  // No new calls; then every run stops, reverts on its own thread and
+  // records its final status (Reverted).
   (*server)->shutdown(std::chrono::seconds(2));
   manager.shutdown();
   renewer.stop();
-  spdlog::info("shutdown complete");
+  stopped = true;
+  watchdog.join();
+  spdlog::info("shutdown complete in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now() - stop_started)
+                                                 .count());
   return 0;
 }

@@ -1,7 +1,11 @@
 #include "controller/daemon/manager.h"
 
-#include <random>
+#include <spdlog/spdlog.h>
 
+#include <random>
+#include <set>
+
+#include "common/file.h"
 #include "controller/experiment/parse.h"
 #include "controller/fanout/ids.h"
 #include "controller/selection/selection.h"
@@ -86,16 +90,90 @@ Result<v1::ExperimentStatus> ExperimentManager::submit(const std::string& yaml,
   return run->status();
 }
 
+ExperimentManager::Recovered ExperimentManager::recover() {
+  Recovered out;
+  if (!deps_.store) return out;
+  LoadedRecords loaded = deps_.store->load_all();
+  out.problems = std::move(loaded.problems);
+  out.loaded = loaded.records.size();
+  std::vector<std::string> agents;
+  if (auto discovered = deps_.agents(); discovered.ok())
+    agents = std::move(*discovered);
+  else
+    spdlog::warn("recovering experiments: {}", discovered.error().message());
+
+  for (auto& record : loaded.records) {
+    const std::string id = record.status().id();
+    const int recorded = record.injections_size();
+    const bool interrupted = mark_interrupted(record, options_.lease);
+    if (interrupted) {
+      ++out.interrupted;
+      if (deps_.metrics) deps_.metrics->experiment_interrupted(record.status().kind());
+    }
+    if (record.injections_size() > 0) {
+      // Every recorded injection on its agent and on every agent known now.
+      std::vector<fanout::InjectionRef> refs;
+      for (const auto& inj : record.injections()) {
+        std::set<std::string> targets(agents.begin(), agents.end());
+        if (!inj.agent().empty()) targets.insert(inj.agent());
+        for (const auto& a : targets) refs.push_back({a, inj.id(), {}});
+      }
+      auto outcomes = deps_.fanout->revert(refs);
+      std::set<std::string> left;  // ids some agent could not revert
+      nlohmann::json failures = nlohmann::json::array();
+      size_t reverted = 0;
+      for (const auto& o : outcomes) {
+        if (!o.error) {
+          ++reverted;
+          continue;
+        }
+        left.insert(o.ref.id);
+        const std::string f = o.ref.agent + " " + o.ref.id + ": " + o.error->message();
+        failures.push_back(f);
+        out.failures.push_back(f);
+      }
+      out.reverted += reverted;
+      // Kept when an agent could not be reached: the next start tries again
+      // (its lease has reverted it on the agent meanwhile).
+      google::protobuf::RepeatedPtrField<v1::InjectionRecord> keep;
+      for (const auto& inj : record.injections())
+        if (left.count(inj.id())) *keep.Add() = inj;
+      *record.mutable_injections() = std::move(keep);
+      if (deps_.audit) {
+        audit::Event ev{std::chrono::system_clock::now(),
+                        "controller",
+                        audit::Action::kRevert,
+                        id,
+                        {{"reason", interrupted ? "interrupted" : "recorded"},
+                         {"at", "controller start"},
+                         {"reverted", reverted},
+                         {"failures", failures}}};
+        if (Status st = deps_.audit->append(ev); !st.ok())
+          spdlog::error("{}: audit: {}", id, st.error().message());
+      }
+    }
+    if (interrupted || record.injections_size() != recorded) {
+      if (Status st = deps_.store->save(record); !st.ok())
+        spdlog::error("{}: record: {}", id, st.error().message());
+    }
+    std::lock_guard lock(mu_);
+    past_[id] = record.status();
+  }
+  return out;
+}
+
 Result<v1::ExperimentStatus> ExperimentManager::get(const std::string& id) const {
   std::lock_guard lock(mu_);
   auto it = runs_.find(id);
-  if (it == runs_.end()) return Error::not_found("experiment " + id + " not found");
-  return it->second->status();
+  if (it != runs_.end()) return it->second->status();
+  if (auto p = past_.find(id); p != past_.end()) return p->second;
+  return Error::not_found("experiment " + id + " not found");
 }
 
 std::vector<v1::ExperimentStatus> ExperimentManager::list() const {
   std::lock_guard lock(mu_);
   std::vector<v1::ExperimentStatus> out;
+  for (const auto& [id, status] : past_) out.push_back(status);
   for (const auto& [id, run] : runs_) out.push_back(run->status());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return a.submitted_at().seconds() != b.submitted_at().seconds()
@@ -112,7 +190,12 @@ Result<v1::ExperimentStatus> ExperimentManager::abort(const std::string& id,
   {
     std::lock_guard lock(mu_);
     auto it = runs_.find(id);
-    if (it == runs_.end()) return Error::not_found("experiment " + id + " not found");
+    if (it == runs_.end()) {
+      if (past_.count(id))
+        return Error::failed_precondition("experiment " + id +
+                                          " ended before the controller's last restart");
+      return Error::not_found("experiment " + id + " not found");
+    }
     run = it->second;
   }
   if (run->finished()) return Error::failed_precondition("experiment " + id + " has already ended");
@@ -127,12 +210,34 @@ Result<std::pair<nlohmann::json, std::string>> ExperimentManager::report(
   {
     std::lock_guard lock(mu_);
     auto it = runs_.find(id);
-    if (it == runs_.end()) return Error::not_found("experiment " + id + " not found");
+    if (it == runs_.end()) {
+      if (!past_.count(id)) return Error::not_found("experiment " + id + " not found");
+      return stored_report(id);
+    }
     run = it->second;
   }
   auto r = run->report();
   if (!r) return Error::failed_precondition("experiment " + id + " has no report yet");
   return *r;
+}
+
+Result<std::pair<nlohmann::json, std::string>> ExperimentManager::stored_report(
+    const std::string& id) const {
+  if (options_.report_dir.empty())
+    return Error::failed_precondition("experiment " + id + " has no report (no state dir)");
+  auto text = read_file(options_.report_dir / (id + ".json"));
+  if (!text.ok())
+    return Error::failed_precondition("experiment " + id +
+                                      " has no report: " + text.error().message());
+  auto json = nlohmann::json::parse(*text, nullptr, false);
+  if (json.is_discarded())
+    return Error::status(Code::kDataLoss, "report of " + id + " is not JSON");
+  // The table as it was written; a report from before tables were kept
+  // gets a line instead.
+  auto table = read_file(options_.report_dir / (id + ".txt"));
+  std::string t =
+      table.ok() ? *table : id + ": " + json.value("state", std::string("?")) + " (see -o json)\n";
+  return std::make_pair(std::move(json), std::move(t));
 }
 
 void ExperimentManager::stop_all(StopReason reason, const std::string& actor,

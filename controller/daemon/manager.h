@@ -1,6 +1,7 @@
 // Every experiment this controller runs: submit (parse, admission, a run on a
 // thread of its own), status, abort, reports, and stopping them all (kill
-// switch, shutdown). The kill switch reaches the manager through
+// switch, shutdown). With a store (RunDeps::store) the experiments of earlier
+// incarnations are listed too (recover()). The kill switch reaches the manager through
 // KillSwitchBackend, which stops the runs before the agents revert everything.
 #pragma once
 
@@ -24,6 +25,19 @@ class ExperimentManager {
   ~ExperimentManager();
   ExperimentManager(const ExperimentManager&) = delete;
   ExperimentManager& operator=(const ExperimentManager&) = delete;
+
+  struct Recovered {
+    size_t loaded = 0;                  // records of earlier runs
+    size_t interrupted = 0;             // of those, live when the controller died
+    size_t reverted = 0;                // Revert calls answered OK or NOT_FOUND
+    std::vector<std::string> failures;  // Revert calls that failed: "<agent> <id>: <why>"
+    std::vector<Error> problems;        // records that could not be read
+  };
+  // Call once, before serving: loads the records of earlier runs, marks the
+  // ones that were live Interrupted (and saves them), and sends Revert for
+  // every injection a record still lists to its agent and to every agent
+  // discovered now (an agent may have moved; NOT_FOUND counts as done).
+  Recovered recover();
 
   // OK, or why no experiment may start now (the kill switch).
   void set_admission(std::function<Status()> admission) { admission_ = std::move(admission); }
@@ -53,6 +67,10 @@ class ExperimentManager {
   mutable std::mutex mu_;
   bool shutting_down_ = false;
   std::map<std::string, std::shared_ptr<Run>> runs_;
+  // Experiments of earlier incarnations (recover()), read-only.
+  std::map<std::string, v1::ExperimentStatus> past_;
+
+  Result<std::pair<nlohmann::json, std::string>> stored_report(const std::string& id) const;
   std::vector<std::thread> threads_;
 };
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -13,7 +14,9 @@
 #include "common/fd.h"
 #include "common/file.h"
 #include "controller/experiment/lower.h"
+#include "controller/experiment/summary.h"
 #include "controller/experiment/workflow_plan.h"
+#include "controller/fanout/ids.h"
 #include "controller/selection/selection.h"
 
 namespace nq::controller {
@@ -35,6 +38,8 @@ std::string_view stop_reason_name(StopReason r) noexcept {
       return "shutdown";
     case StopReason::kFailure:
       return "failure";
+    case StopReason::kSloCheck:
+      return "slo-check";
   }
   return "?";
 }
@@ -53,6 +58,8 @@ std::string_view state_name(v1::ExperimentState s) noexcept {
       return "Aborted";
     case v1::EXPERIMENT_STATE_REVERTED:
       return "Reverted";
+    case v1::EXPERIMENT_STATE_INTERRUPTED:
+      return "Interrupted";
     default:
       return "Unknown";
   }
@@ -70,25 +77,15 @@ std::string document_name(const experiment::Document& doc) {
       doc);
 }
 
-namespace {
-
-prom::Comparison negate(prom::Comparison c) {
-  switch (c) {
-    case prom::Comparison::kGreater:
-      return prom::Comparison::kLessEqual;
-    case prom::Comparison::kGreaterEqual:
-      return prom::Comparison::kLess;
-    case prom::Comparison::kLess:
-      return prom::Comparison::kGreaterEqual;
-    case prom::Comparison::kLessEqual:
-      return prom::Comparison::kGreater;
-    case prom::Comparison::kEqual:
-      return prom::Comparison::kNotEqual;
-    case prom::Comparison::kNotEqual:
-      return prom::Comparison::kEqual;
-  }
-  return c;
+std::string document_summary(const experiment::Document& doc) {
+  if (const auto* e = std::get_if<experiment::Experiment>(&doc)) return experiment::summarize(*e);
+  const auto& wf = std::get<experiment::Workflow>(doc);
+  auto plan = experiment::plan_workflow(wf);
+  if (!plan.ok()) return "Workflow " + document_name(doc);
+  return experiment::summarize(wf, *plan);
 }
+
+namespace {
 
 std::string bound(prom::Comparison c, double threshold) {
   std::ostringstream ss;
@@ -113,14 +110,6 @@ google::protobuf::Duration proto_duration(nanoseconds d) {
 
 }  // namespace
 
-std::vector<prom::SloCheck> checks_from_rules(const std::vector<prom::AbortRule>& rules) {
-  std::vector<prom::SloCheck> checks;
-  for (const auto& r : rules)
-    checks.push_back(
-        {r.name.empty() ? r.query : r.name, r.query, negate(r.comparison), r.threshold});
-  return checks;
-}
-
 Run::Run(Submission submission, experiment::Document doc, RunDeps deps, RunOptions options)
     : sub_(std::move(submission)),
       doc_(std::move(doc)),
@@ -135,9 +124,14 @@ Run::Run(Submission submission, experiment::Document doc, RunDeps deps, RunOptio
   status_.set_submitted_by(sub_.actor);
   *status_.mutable_submitted_at() = TimeUtil::GetCurrentTime();
   status_.set_seed(sub_.seed);
+  status_.set_summary(document_summary(doc_));
   slo_report_.experiment = sub_.id;
-  if (const auto* e = std::get_if<experiment::Experiment>(&doc_))
+  if (const auto* e = std::get_if<experiment::Experiment>(&doc_)) {
     estimate_ = e->duration.value_or(nanoseconds(0));
+    slos_ = checks_from_rules(e->abort_when);
+  } else {
+    slos_ = workflow_slos(std::get<experiment::Workflow>(doc_));
+  }
 }
 
 v1::ExperimentStatus Run::status() const {
@@ -160,11 +154,28 @@ bool Run::finished() const {
 std::optional<std::pair<nlohmann::json, std::string>> Run::report() const {
   std::lock_guard lock(mu_);
   if (!has_report_) return std::nullopt;
+  return std::make_pair(report_json(), report_table());
+}
+
+std::string Run::report_table() const {
   std::string table = sub_.id + " (" + status_.name() +
                       "): " + std::string(state_name(status_.state())) +
                       (status_.message().empty() ? "" : " — " + status_.message()) + "\n" +
                       prom::to_table(slo_report_);
-  return std::make_pair(report_json(), std::move(table));
+  std::vector<PhaseRecord> phases = phases_;
+  if (std::holds_alternative<experiment::Experiment>(doc_)) {
+    // A plain experiment is one phase: its pre-check, the sample before its
+    // revert, its recovery.
+    PhaseRecord p;
+    p.lanes = {{status_.name()}};
+    p.before = slo_report_.pre;
+    p.during = during_;
+    p.after = slo_report_.post;
+    p.recovery = slo_report_.recovery;
+    phases = {std::move(p)};
+  }
+  if (std::string t = phases_table(phases); !t.empty()) table += "\n" + t;
+  return table;
 }
 
 nlohmann::json Run::report_json() const {
@@ -174,6 +185,7 @@ nlohmann::json Run::report_json() const {
   nlohmann::json j = {{"experiment", sub_.id},
                       {"name", status_.name()},
                       {"kind", kind_},
+                      {"summary", status_.summary()},
                       {"state", state_name(status_.state())},
                       {"message", status_.message()},
                       {"submitted_by", sub_.actor},
@@ -183,6 +195,33 @@ nlohmann::json Run::report_json() const {
                       {"slo", prom::to_json(slo_report_)}};
   if (!status_.abort_rule().empty())
     j["abort"] = {{"rule", status_.abort_rule()}, {"value", status_.abort_value()}};
+  j["submitted_at"] = TimeUtil::ToString(status_.submitted_at());
+  if (status_.has_ended_at()) j["ended_at"] = TimeUtil::ToString(status_.ended_at());
+  // slo.during: the SLOs just before each chaos step's revert, in the order
+  // they were sampled (a plain experiment has one step, "").
+  nlohmann::json during = nlohmann::json::array();
+  if (during_) {
+    during.push_back(prom::to_json(*during_));
+    during.back()["step"] = "";
+  }
+  std::vector<const StepRecord*> sampled;
+  for (const auto& s : steps_)
+    if (s.during) sampled.push_back(&s);
+  std::sort(sampled.begin(), sampled.end(),
+            [](const auto* a, const auto* b) { return a->during->at < b->during->at; });
+  for (const auto* s : sampled) {
+    during.push_back(prom::to_json(*s->during));
+    during.back()["step"] = s->name;
+  }
+  j["slo"]["during"] = std::move(during);
+  if (slo_report_.recovery)
+    j["recovery"] = {{"recovered", slo_report_.recovery->recovered},
+                     {"duration_ms", slo_report_.recovery->duration.count()}};
+  if (std::holds_alternative<experiment::Workflow>(doc_)) {
+    j["phases"] = nlohmann::json::array();
+    for (size_t i = 0; i < phases_.size(); ++i)
+      j["phases"].push_back(phase_json(i, phases_[i], steps_));
+  }
   return j;
 }
 
@@ -233,6 +272,7 @@ void Run::execute() {
     status_.set_phase("starting");
   }
   if (deps_.metrics) deps_.metrics->experiment_started(kind_);
+  (void)persist();
   // Renewed from the start: an Apply that lands carries the lease already.
   deps_.renewer->add(sub_.id, opts_.lease);
   Status result =
@@ -291,7 +331,7 @@ Status Run::run_experiment() {
   std::thread guard;
   if (deps_.prom && !exp.abort_when.empty())
     guard = std::thread([this, &exp] { guard_loop(exp.abort_when); });
-  Status st = run_chaos(exp, "", exp.duration);
+  Status st = run_chaos(exp, "", exp.duration, std::nullopt);
   {
     std::lock_guard lock(mu_);
     guard_done_ = true;
@@ -319,7 +359,7 @@ Status Run::run_experiment() {
 }
 
 Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step,
-                      std::optional<nanoseconds> duration) {
+                      std::optional<nanoseconds> duration, std::optional<size_t> slot) {
   const std::string label = step.empty() ? "" : " " + step;
   set_phase("selecting" + label);
   const experiment::Lowered low = experiment::lower(exp);
@@ -380,6 +420,7 @@ Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step
     }
   }
   if (deps_.metrics) deps_.metrics->set_blast_radius(sub_.id, sel.percent() / 100.0);
+  (void)persist();
   audit(audit::Action::kSelection, sub_.actor,
         {{"step", step},
          {"seed", sub_.seed},
@@ -390,6 +431,7 @@ Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step
 
   const nanoseconds ttl = duration ? *duration + opts_.ttl_margin : opts_.one_shot_ttl;
   std::vector<fanout::PlannedInjection> plan;
+  std::vector<fanout::InjectionRef> planned;
   for (const auto& c : sel.chosen)
     for (size_t i = 0; i < faults.size(); ++i) {
       fanout::PlannedInjection p;
@@ -399,11 +441,40 @@ Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step
       *p.request.mutable_spec() = faults[i];
       *p.request.mutable_ttl() = proto_duration(ttl);
       p.step = step_id(step, i, faults.size());
+      // The id apply() would derive, chosen here so the record can name it
+      // before the agent has it.
+      NQ_ASSIGN_OR_RETURN(auto id, fanout::injection_id(sub_.id, c.pod.ref(), p.step));
+      p.request.set_id(id);
+      planned.push_back({p.agent, id, c.pod.ref()});
       plan.push_back(std::move(p));
     }
+  // Write-ahead: what may exist on the agents is on disk before the first
+  // Apply, so a controller that dies mid-fan-out knows what to revert.
+  {
+    std::lock_guard lock(mu_);
+    journal_[step] = planned;
+  }
+  if (Status st = persist(true); !st.ok()) {
+    std::lock_guard lock(mu_);
+    journal_.erase(step);
+    return std::move(st).error().wrapped("record" + label + " before injecting");
+  }
   set_phase("injecting" + label);
   fanout::ApplyReport rep = deps_.fanout->apply(std::move(plan), {sub_.id, opts_.lease, true});
   if (rep.error) {
+    // What the rollback could not revert stays recorded (the lease reverts
+    // it on the agent; a restarted controller sends Revert again).
+    std::vector<fanout::InjectionRef> left;
+    for (const auto& o : rep.rollback)
+      if (o.error) left.push_back(o.ref);
+    {
+      std::lock_guard lock(mu_);
+      if (left.empty())
+        journal_.erase(step);
+      else
+        journal_[step] = std::move(left);
+    }
+    (void)persist();
     audit(audit::Action::kInject, sub_.actor,
           {{"step", step}, {"ok", false}, {"error", rep.error->message()}});
     return Error(*rep.error).wrapped("inject" + label);
@@ -415,6 +486,7 @@ Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step
     std::lock_guard lock(mu_);
     applied_.push_back({step, refs});
     status_.set_injections(status_.injections() + refs.size());
+    if (slot) steps_[*slot].injections += refs.size();
   }
   if (deps_.metrics) deps_.metrics->add_injected(static_cast<double>(refs.size()));
   audit(audit::Action::kInject, sub_.actor, {{"step", step}, {"ok", true}, {"injections", ids}});
@@ -423,8 +495,22 @@ Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step
     set_phase("running" + label);
     (void)sleep_for(*duration);
   }
+  // The SLOs with the faults still in place: the report's "during".
+  if (!hard_stop_) {
+    auto during = sample_slos("during" + label);
+    std::lock_guard lock(mu_);
+    if (slot)
+      steps_[*slot].during = std::move(during);
+    else
+      during_ = std::move(during);
+  }
   revert(step);
   return ok();
+}
+
+std::optional<prom::SloPhase> Run::sample_slos(const std::string& label) {
+  if (!deps_.prom || slos_.empty()) return std::nullopt;
+  return prom::check_slos(*deps_.prom, slos_, label);
 }
 
 void Run::revert(const std::string& step) {
@@ -443,13 +529,22 @@ void Run::revert(const std::string& step) {
   if (refs.empty()) return;
   auto outcomes = deps_.fanout->revert(refs);
   nlohmann::json failures = nlohmann::json::array();
+  std::vector<fanout::InjectionRef> left;
   for (const auto& o : outcomes)
-    if (o.error) failures.push_back(o.ref.agent + " " + o.ref.id + ": " + o.error->message());
+    if (o.error) {
+      failures.push_back(o.ref.agent + " " + o.ref.id + ": " + o.error->message());
+      left.push_back(o.ref);
+    }
   {
     std::lock_guard lock(mu_);
     status_.set_injections(status_.injections() -
                            std::min<uint32_t>(status_.injections(), refs.size()));
+    if (left.empty())
+      journal_.erase(step);
+    else
+      journal_[step] = std::move(left);
   }
+  (void)persist();
   if (deps_.metrics) deps_.metrics->add_injected(-static_cast<double>(refs.size()));
   // A revert that failed is reverted by the agent when the lease runs out
   // (the renewer stops renewing when the run ends).
@@ -463,6 +558,7 @@ Status Run::run_workflow() {
   {
     std::lock_guard lock(mu_);
     estimate_ = experiment::estimated_duration(wf, plan);
+    plan_records(wf, plan, phases_, steps_);
   }
   std::thread guard;
   if (deps_.prom && !wf.abort_when.empty())
@@ -470,16 +566,32 @@ Status Run::run_workflow() {
 
   std::mutex failure_mu;
   std::optional<Error> failure;
-  auto run_lane = [&](const experiment::Lane& lane) {
-    for (size_t idx : lane.steps) {
+  // `slots`: the lane's step records, in the lane's order.
+  auto run_lane = [&](const experiment::Lane& lane, std::vector<size_t> slots) {
+    for (size_t i = 0; i < lane.steps.size(); ++i) {
       if (stopping()) return;
-      if (Status st = run_step(wf, idx); !st.ok()) {
+      const size_t idx = lane.steps[i];
+      {
+        std::lock_guard lock(mu_);
+        steps_[slots[i]].started = std::chrono::system_clock::now();
+      }
+      Status st = run_step(wf, idx, slots[i]);
+      {
+        std::lock_guard lock(mu_);
+        auto& rec = steps_[slots[i]];
+        rec.ended = std::chrono::system_clock::now();
+        rec.outcome = !st.ok()                     ? "failed: " + st.error().message()
+                      : stop_ != StopReason::kNone ? "stopped"
+                                                   : "ok";
+      }
+      if (!st.ok()) {
         Error e = std::move(st).error().wrapped("step " + wf.templates[idx].name);
         {
           std::lock_guard lock(failure_mu);
           if (!failure) failure = e;
         }
-        // The other lanes stop and revert too.
+        // The other lanes stop and revert too (a no-op when the step already
+        // stopped the run, as a failing SLO check does).
         stop(StopReason::kFailure, "controller", e.message());
         return;
       }
@@ -492,14 +604,28 @@ Status Run::run_workflow() {
       for (size_t idx : lane.steps) names += (names.empty() ? "" : ", ") + wf.templates[idx].name;
     set_phase("phase " + std::to_string(p + 1) + "/" + std::to_string(plan.phases.size()) + ": " +
               names);
-    if (phase.lanes.size() == 1) {
-      run_lane(phase.lanes[0]);
-      continue;
+    auto before = sample_slos("before phase " + std::to_string(p + 1));
+    std::vector<std::vector<size_t>> slots(phase.lanes.size());
+    {
+      std::lock_guard lock(mu_);
+      phases_[p].started = std::chrono::system_clock::now();
+      phases_[p].before = std::move(before);
+      for (size_t i = 0; i < steps_.size(); ++i)
+        if (steps_[i].phase == p) slots[steps_[i].lane].push_back(i);
     }
-    std::vector<std::thread> lanes;
-    for (const auto& lane : phase.lanes)
-      lanes.emplace_back([&, lane_ptr = &lane] { run_lane(*lane_ptr); });
-    for (auto& t : lanes) t.join();
+    if (phase.lanes.size() == 1) {
+      run_lane(phase.lanes[0], slots[0]);
+    } else {
+      std::vector<std::thread> lanes;
+      for (size_t l = 0; l < phase.lanes.size(); ++l)
+        lanes.emplace_back([&, l] { run_lane(phase.lanes[l], slots[l]); });
+      for (auto& t : lanes) t.join();
+    }
+    {
+      std::lock_guard lock(mu_);
+      phases_[p].ended = std::chrono::system_clock::now();
+    }
+    measure_after_phase(p);
   }
   {
     std::lock_guard lock(mu_);
@@ -511,11 +637,48 @@ Status Run::run_workflow() {
   return ok();
 }
 
-Status Run::run_step(const experiment::Workflow& wf, size_t index) {
+void Run::measure_after_phase(size_t p) {
+  // Not after the kill switch or a shutdown: whoever pulled it wants the
+  // controller quiet, not polling.
+  if (!deps_.prom || slos_.empty() || hard_stop_) return;
+  bool injects = false;
+  std::optional<WallTime> during_at;
+  std::optional<prom::SloPhase> during;
+  {
+    std::lock_guard lock(mu_);
+    injects = phases_[p].injects;
+    // The phase's "during": the first of its steps to be sampled, while the
+    // faults of the other lanes were most likely still in place too.
+    for (const auto& s : steps_)
+      if (s.phase == p && s.during && (!during_at || s.during->at < *during_at)) {
+        during_at = s.during->at;
+        during = s.during;
+      }
+    phases_[p].during = std::move(during);
+  }
+  const std::string label = "after phase " + std::to_string(p + 1);
+  if (!injects) {
+    auto after = sample_slos(label);
+    std::lock_guard lock(mu_);
+    phases_[p].after = std::move(after);
+    return;
+  }
+  set_phase("measuring recovery after phase " + std::to_string(p + 1));
+  auto rec = prom::measure_recovery(*deps_.prom, slos_, SteadyClock::now(), opts_.recovery,
+                                    [this] { return hard_stop_.load(); });
+  if (rec.recovered && deps_.metrics)
+    deps_.metrics->observe_recovery(std::chrono::duration<double>(rec.duration).count());
+  rec.last.phase = label;
+  std::lock_guard lock(mu_);
+  phases_[p].after = rec.last;
+  phases_[p].recovery = std::move(rec);
+}
+
+Status Run::run_step(const experiment::Workflow& wf, size_t index, size_t slot) {
   const auto& t = wf.templates[index];
   switch (t.type) {
     case experiment::TemplateType::kChaos:
-      return run_chaos(*t.chaos, t.name, t.deadline ? t.deadline : t.chaos->duration);
+      return run_chaos(*t.chaos, t.name, t.deadline ? t.deadline : t.chaos->duration, slot);
     case experiment::TemplateType::kSuspend:
       (void)sleep_for(t.deadline.value_or(nanoseconds(0)));
       return ok();
@@ -547,6 +710,7 @@ Status Run::run_slo_step(const experiment::Template& t) {
     slo_report_.recovery = std::move(rec);
   }
   std::string failed;
+  std::optional<prom::SloResult> first_failed;
   {
     std::lock_guard lock(mu_);
     status_.clear_slo();
@@ -558,6 +722,7 @@ Status Run::run_slo_step(const experiment::Template& t) {
       v->set_value(r.value.value_or(0));
       v->set_status(r.passed ? "pass" : "fail");
       if (!r.passed) {
+        if (!first_failed) first_failed = r;
         std::ostringstream ss;
         ss << (failed.empty() ? "" : ", ") << r.name << " ";
         if (r.value)
@@ -572,30 +737,65 @@ Status Run::run_slo_step(const experiment::Template& t) {
     else
       slo_report_.post = phase;
   }
-  if (!failed.empty()) return Error::failed_precondition("SLO check failed: " + failed);
-  return ok();
+  if (failed.empty()) return ok();
+  // A check out of bounds is the guard doing its job, not a malfunction: the
+  // workflow is Aborted (like by an abort rule) and everything reverted.
+  const std::string message = "SLO check " + t.name + " failed: " + failed;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_ == StopReason::kNone) {
+      status_.set_abort_rule(first_failed->name);
+      status_.set_abort_value(first_failed->value.value_or(0));
+    }
+  }
+  stop(StopReason::kSloCheck, "controller", message);
+  return Error::failed_precondition(message);
 }
 
 Status Run::write_report(const std::string& path) {
-  std::string text;
+  std::string text, table;
   {
     std::lock_guard lock(mu_);
     has_report_ = true;
     text = report_json().dump(2) + "\n";
+    table = report_table();
+    if (!path.empty() &&
+        std::find(report_paths_.begin(), report_paths_.end(), path) == report_paths_.end())
+      report_paths_.push_back(path);
   }
   std::vector<std::filesystem::path> files;
-  if (!opts_.report_dir.empty()) files.push_back(opts_.report_dir / (sub_.id + ".json"));
-  if (!path.empty()) files.push_back(path);
-  for (const auto& f : files) {
-    // Temporary file and rename: a reader never sees half a report.
-    const std::string tmp = f.string() + ".tmp";
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-    if (!fd) return Error::from_errno(errno, "report " + tmp);
-    NQ_TRY(write_all(fd.get(), text, tmp));
-    if (::rename(tmp.c_str(), f.c_str()) != 0)
-      return Error::from_errno(errno, "report: rename to " + f.string());
+  if (!opts_.report_dir.empty()) {
+    // The table too: `nqctl report` of a run from before a restart.
+    NQ_TRY(write_file_atomic(opts_.report_dir / (sub_.id + ".txt"), table));
+    files.push_back(opts_.report_dir / (sub_.id + ".json"));
   }
+  if (!path.empty()) files.push_back(path);
+  // Temporary file and rename: a reader never sees half a report.
+  for (const auto& f : files) NQ_TRY(write_file_atomic(f, text));
   return ok();
+}
+
+Status Run::persist(bool required) {
+  if (!deps_.store) return ok();
+  std::lock_guard persist_lock(persist_mu_);
+  v1::ExperimentRecord record;
+  record.set_version(1);
+  {
+    std::lock_guard lock(mu_);
+    *record.mutable_status() = status_;
+    if (status_.state() == v1::EXPERIMENT_STATE_RUNNING)
+      record.mutable_status()->set_elapsed_ms(ms(SteadyClock::now() - started_));
+    record.mutable_status()->set_has_report(has_report_);
+    for (const auto& [step, refs] : journal_)
+      for (const auto& r : refs) {
+        auto* i = record.add_injections();
+        i->set_agent(r.agent);
+        i->set_id(r.id);
+      }
+  }
+  Status st = deps_.store->save(record);
+  if (!st.ok() && !required) spdlog::error("{}: record: {}", sub_.id, st.error().message());
+  return st;
 }
 
 void Run::finish(Status result) {
@@ -609,11 +809,13 @@ void Run::finish(Status result) {
   for (const auto& s : steps) revert(s);
 
   v1::ExperimentState state;
+  std::vector<std::string> report_paths;
   {
     std::lock_guard lock(mu_);
     switch (stop_) {
       case StopReason::kRule:
       case StopReason::kOperator:
+      case StopReason::kSloCheck:
         state = v1::EXPERIMENT_STATE_ABORTED;
         status_.set_message(stop_message_);
         break;
@@ -631,9 +833,16 @@ void Run::finish(Status result) {
     status_.set_elapsed_ms(ms(SteadyClock::now() - started_));
     status_.set_remaining_ms(0);
     *status_.mutable_ended_at() = TimeUtil::GetCurrentTime();
+    report_paths = report_paths_;
   }
+  // The state dir's copy, and the Report steps' files again: with the
+  // outcome, and the phases that ran after them.
   if (Status st = write_report(""); !st.ok())
     spdlog::error("{}: report: {}", sub_.id, st.error().message());
+  for (const auto& p : report_paths)
+    if (Status st = write_report(p); !st.ok())
+      spdlog::error("{}: report {}: {}", sub_.id, p, st.error().message());
+  (void)persist();
   if (deps_.metrics) {
     deps_.metrics->experiment_finished(kind_, state_name(state));
     deps_.metrics->clear_blast_radius(sub_.id);

@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -24,6 +25,8 @@
 
 #include "common/result.h"
 #include "controller/audit/audit.h"
+#include "controller/daemon/report.h"
+#include "controller/daemon/store.h"
 #include "controller/experiment/model.h"
 #include "controller/fanout/fanout.h"
 #include "controller/fanout/renewer.h"
@@ -48,6 +51,8 @@ struct RunDeps {
   prom::Querier* prom = nullptr;
   audit::AuditLog* audit = nullptr;
   ControllerMetrics* metrics = nullptr;
+  // Where the run's record is kept across restarts; null: memory only.
+  const ExperimentStore* store = nullptr;
 };
 
 struct RunOptions {
@@ -63,8 +68,9 @@ struct RunOptions {
   std::filesystem::path report_dir;  // "" = reports are kept in memory only
 };
 
-// Why a run was stopped before its end.
-enum class StopReason { kNone, kRule, kOperator, kKillSwitch, kShutdown, kFailure };
+// Why a run was stopped before its end. kSloCheck: a workflow's SLOCheck
+// step found an SLO out of bounds (the run is Aborted, like by a rule).
+enum class StopReason { kNone, kRule, kOperator, kKillSwitch, kShutdown, kFailure, kSloCheck };
 std::string_view stop_reason_name(StopReason r) noexcept;
 
 struct Submission {
@@ -78,9 +84,8 @@ std::string_view state_name(v1::ExperimentState s) noexcept;
 // "NetworkChaos" ... "Workflow".
 std::string document_kind(const experiment::Document& doc);
 std::string document_name(const experiment::Document& doc);
-// The abort rules' complement as SLO checks: a run's own bounds, used for the
-// pre/post checks and the recovery time of an experiment without SLOCheck steps.
-std::vector<prom::SloCheck> checks_from_rules(const std::vector<prom::AbortRule>& rules);
+// One line for `nqctl describe` and the record: experiment::summarize().
+std::string document_summary(const experiment::Document& doc);
 
 class Run {
  public:
@@ -107,12 +112,20 @@ class Run {
 
   Status run_experiment();
   Status run_workflow();
-  Status run_step(const experiment::Workflow& wf, size_t index);
-  // Selects, applies, waits `duration` (or until stopped) and reverts.
+  Status run_step(const experiment::Workflow& wf, size_t index, size_t slot);
+  // Selects, applies, waits `duration` (or until stopped) and reverts. `slot`:
+  // the workflow step record (none for a plain experiment).
   Status run_chaos(const experiment::Experiment& exp, const std::string& step,
-                   std::optional<nanoseconds> duration);
+                   std::optional<nanoseconds> duration, std::optional<size_t> slot);
   Status run_slo_step(const experiment::Template& t);
+  // The phase's SLOs after it: recovery polling for a phase that injected,
+  // else one sample.
+  void measure_after_phase(size_t phase);
+  std::optional<prom::SloPhase> sample_slos(const std::string& label);
   Status write_report(const std::string& path);
+  // Writes the record (status + possibly applied injections) to the store;
+  // failures are logged unless `required`.
+  Status persist(bool required = false);
   void guard_loop(const std::vector<prom::AbortRule>& rules);
   void revert(const std::string& step);
   void finish(Status result);
@@ -123,6 +136,7 @@ class Run {
   void set_phase(std::string phase);
   void audit(audit::Action action, const std::string& actor, nlohmann::json details);
   nlohmann::json report_json() const;  // needs mu_
+  std::string report_table() const;    // needs mu_
 
   const Submission sub_;
   const experiment::Document doc_;
@@ -138,6 +152,16 @@ class Run {
   StopReason stop_ = StopReason::kNone;
   std::string stop_actor_, stop_message_;
   std::vector<Applied> applied_;
+  // The SLOs the run is measured by (before/during/after every phase).
+  std::vector<prom::SloCheck> slos_;
+  std::vector<PhaseRecord> phases_;
+  std::vector<StepRecord> steps_;
+  std::optional<prom::SloPhase> during_;  // a plain experiment's
+  // Injections that may exist on the agents, by step: recorded before their
+  // Apply, dropped once reverted; persisted with the status.
+  std::map<std::string, std::vector<fanout::InjectionRef>> journal_;
+  std::vector<std::string> report_paths_;  // Report steps' files, rewritten at the end
+  std::mutex persist_mu_;                  // one save of this run's record at a time, newest last
   prom::SloReport slo_report_;
   bool has_report_ = false;
   bool finished_ = false;

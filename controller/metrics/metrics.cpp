@@ -28,10 +28,11 @@ ControllerMetrics::ControllerMetrics(std::shared_ptr<prometheus::Registry> regis
                        .Name("nodequake_blast_radius_ratio")
                        .Help("Chosen over eligible pods of each running experiment")
                        .Register(r);
-  aborts_ = &prometheus::BuildCounter()
-                 .Name("nodequake_aborts_total")
-                 .Help("Experiments aborted, by reason (rule, operator, killswitch, shutdown)")
-                 .Register(r);
+  aborts_ =
+      &prometheus::BuildCounter()
+           .Name("nodequake_aborts_total")
+           .Help("Experiments aborted, by reason (rule, slo-check, operator, killswitch, shutdown)")
+           .Register(r);
   // Recovery takes seconds to minutes: buckets from 1 s to 10 min.
   recovery_ =
       &prometheus::BuildHistogram()
@@ -53,6 +54,10 @@ void ControllerMetrics::experiment_started(std::string_view kind) {
 void ControllerMetrics::experiment_finished(std::string_view kind, std::string_view outcome) {
   active_->Add({{"kind", std::string(kind)}}).Decrement();
   finished_->Add({{"kind", std::string(kind)}, {"outcome", std::string(outcome)}}).Increment();
+}
+
+void ControllerMetrics::experiment_interrupted(std::string_view kind) {
+  finished_->Add({{"kind", std::string(kind)}, {"outcome", "Interrupted"}}).Increment();
 }
 
 void ControllerMetrics::add_injected(double delta) {

@@ -4,8 +4,8 @@
 //   nodequake_experiments_active{kind}        gauge: experiments running now
 //   nodequake_injected_targets                gauge: injections applied, not yet reverted
 //   nodequake_blast_radius_ratio{experiment}  gauge: chosen / eligible pods of a running experiment
-//   nodequake_aborts_total{reason}            counter: experiments aborted (rule, operator,
-//                                             killswitch, shutdown)
+//   nodequake_aborts_total{reason}            counter: experiments aborted (rule, slo-check,
+//                                             operator, killswitch, shutdown)
 //   nodequake_experiments_total{kind,outcome} counter: experiments finished, by outcome
 //   nodequake_recovery_duration_seconds       histogram: revert until the SLOs were back
 //   nodequake_killswitch_engaged              gauge: 1 while the kill switch is engaged
@@ -37,6 +37,9 @@ class ControllerMetrics {
   // +1 / -1 on experiments_active{kind}.
   void experiment_started(std::string_view kind);
   void experiment_finished(std::string_view kind, std::string_view outcome);
+  // An experiment an earlier incarnation left running (found at start):
+  // experiments_total{kind, outcome="Interrupted"} without touching active.
+  void experiment_interrupted(std::string_view kind);
   // Adds (or, negative, removes) applied injections.
   void add_injected(double delta);
   // Blast radius of a running experiment; remove it when the experiment ends.
