@@ -277,6 +277,7 @@ int main(int argc, char** argv) {
     auto ep = nq::MetricsEndpoint::start(cfg.metrics_address, registry);
     if (!ep.ok()) return fail(ep.error(), "metrics");
     endpoint = std::move(*ep);
+    endpoint->add(nq::stress_load_collector([&manager] { return manager.stress_loads(); }));
   }
   manager.start_expiry();
   spdlog::info("nodequake-agent {} on node {}: socket {}{}{}, runtime {}, attach {}", NQ_VERSION,

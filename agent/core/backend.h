@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/core/spec.h"
+#include "agent/metrics/metrics.h"
 #include "agent/runtime/runtime.h"
 #include "common/result.h"
 #include "nodequake/v1/journal.pb.h"
@@ -60,6 +61,9 @@ class WorkloadBackend {
   virtual Status revert(const std::string& id) = 0;
   // Live facts for List, such as achieved vs requested load; empty if none.
   virtual Details observe(const std::string& /*id*/) const { return {}; }
+  // The same figures as numbers, per container, for the metrics; the manager
+  // fills in id and pod.
+  virtual std::vector<StressLoad> loads(const std::string& /*id*/) const { return {}; }
   // Start-up: undo one resource an earlier incarnation left.
   virtual Status reconcile(const nodequake::v1::journal::ResourceOwned& resource) = 0;
   // Shutdown and kill switch, after every injection was reverted.

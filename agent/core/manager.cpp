@@ -390,6 +390,21 @@ v1::ListResponse InjectionManager::list() const {
   return resp;
 }
 
+std::vector<StressLoad> InjectionManager::stress_loads() const {
+  std::lock_guard lock(mu_);
+  std::vector<StressLoad> out;
+  for (const auto& [id, a] : active_) {
+    WorkloadBackend* workload = backend_for(a.kind);
+    if (workload == nullptr) continue;
+    for (StressLoad& load : workload->loads(id)) {
+      load.id = id;
+      load.pod = a.info.target().pod().namespace_() + "/" + a.info.target().pod().name();
+      out.push_back(std::move(load));
+    }
+  }
+  return out;
+}
+
 size_t InjectionManager::active_count() const {
   std::lock_guard lock(mu_);
   return active_.size();

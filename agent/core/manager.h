@@ -76,6 +76,8 @@ class InjectionManager {
   void revert_everything_for_shutdown();
 
   size_t active_count() const;
+  // Every active stress fault's requested and achieved load (the metrics).
+  std::vector<StressLoad> stress_loads() const;
 
   // The journal sink for backends: appends durably and keeps the manager's
   // view of the journal current. Backends call it only from inside the

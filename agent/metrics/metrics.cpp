@@ -1,5 +1,6 @@
 #include "agent/metrics/metrics.h"
 
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
@@ -24,7 +25,50 @@ prometheus::Labels labels(std::initializer_list<std::pair<const char*, std::stri
   return out;
 }
 
+class StressLoadCollector final : public prometheus::Collectable {
+ public:
+  explicit StressLoadCollector(std::function<std::vector<StressLoad>()> source)
+      : source_(std::move(source)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily cpu{"nodequake_agent_stress_cpu_ratio",
+                                 "CPU stress: requested and achieved usage of the container's "
+                                 "cgroup, as a share of its CPU limit (of the node's CPUs when "
+                                 "unlimited)",
+                                 prometheus::MetricType::Gauge,
+                                 {}};
+    prometheus::MetricFamily mem{"nodequake_agent_stress_memory_bytes",
+                                 "Memory stress: requested bytes and bytes the stressor holds "
+                                 "resident",
+                                 prometheus::MetricType::Gauge,
+                                 {}};
+    for (const StressLoad& load : source_()) {
+      auto& family = load.resource == StressLoad::Resource::kCpu ? cpu : mem;
+      add(family, load, "requested", load.requested);
+      if (load.achieved) add(family, load, "achieved", *load.achieved);
+    }
+    return {std::move(cpu), std::move(mem)};
+  }
+
+ private:
+  static void add(prometheus::MetricFamily& family, const StressLoad& load, const char* measure,
+                  double value) {
+    prometheus::ClientMetric m;
+    m.label = {
+        {"container", load.container}, {"id", load.id}, {"measure", measure}, {"pod", load.pod}};
+    m.gauge.value = value;
+    family.metric.push_back(std::move(m));
+  }
+
+  std::function<std::vector<StressLoad>()> source_;
+};
+
 }  // namespace
+
+std::shared_ptr<prometheus::Collectable> stress_load_collector(
+    std::function<std::vector<StressLoad>()> source) {
+  return std::make_shared<StressLoadCollector>(std::move(source));
+}
 
 AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
     : registry_(std::move(registry)) {
@@ -106,6 +150,11 @@ MetricsEndpoint::MetricsEndpoint(std::unique_ptr<prometheus::Exposer> exposer,
     : registry_(std::move(registry)), exposer_(std::move(exposer)), port_(port) {}
 
 MetricsEndpoint::~MetricsEndpoint() = default;
+
+void MetricsEndpoint::add(std::shared_ptr<prometheus::Collectable> c) {
+  exposer_->RegisterCollectable(c);  // holds a weak_ptr; extra_ keeps it alive
+  extra_.push_back(std::move(c));
+}
 
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(
     const std::string& bind_address, std::shared_ptr<prometheus::Registry> registry) {

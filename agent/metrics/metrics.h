@@ -2,13 +2,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
 namespace prometheus {
+class Collectable;
 class Counter;
 class Exposer;
 class Gauge;
@@ -52,6 +56,27 @@ class AgentMetrics {
   prometheus::Gauge* killswitch_;
 };
 
+// A stress fault's load in one container: what was asked for next to what the
+// container's own accounting shows.
+struct StressLoad {
+  enum class Resource { kCpu, kMemory };
+  std::string id;
+  std::string pod;  // namespace/name
+  std::string container;
+  Resource resource = Resource::kCpu;
+  // cpu: share of the container's CPU limit (0.8 = 80 %); memory: bytes.
+  double requested = 0;
+  // Unset before the first measurement and once the stressor is gone.
+  std::optional<double> achieved;
+};
+
+// Exposes nodequake_agent_stress_cpu_ratio and nodequake_agent_stress_memory_bytes
+// ({id, pod, container, measure="requested"|"achieved"}) from `source`, read at
+// every scrape. Pulled rather than set: a series exists exactly while its
+// injection does, so nothing has to remember to delete it on revert.
+std::shared_ptr<prometheus::Collectable> stress_load_collector(
+    std::function<std::vector<StressLoad>()> source);
+
 // Serves a registry at http://<bind_address>/metrics until destroyed.
 class MetricsEndpoint {
  public:
@@ -66,11 +91,15 @@ class MetricsEndpoint {
   // The port actually listened on.
   uint16_t port() const noexcept { return port_; }
 
+  // Serves `c` next to the registry, for as long as the endpoint lives.
+  void add(std::shared_ptr<prometheus::Collectable> c);
+
  private:
   MetricsEndpoint(std::unique_ptr<prometheus::Exposer> exposer,
                   std::shared_ptr<prometheus::Registry> registry, uint16_t port);
   // The exposer only holds a weak_ptr to what it serves.
   std::shared_ptr<prometheus::Registry> registry_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> extra_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   uint16_t port_;
 };

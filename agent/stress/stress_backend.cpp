@@ -384,7 +384,7 @@ core::Details StressBackend::observe(const std::string& id) const {
       d[p + "requested"] = format_bytes(t->bytes);
       d[p + "requested_bytes"] = std::to_string(t->bytes);
       if (!t->lost) {
-        if (auto rss = t->proc->rss_bytes(); rss.ok()) {
+        if (auto rss = t->proc->anon_rss_bytes(); rss.ok()) {
           d[p + "achieved"] = format_bytes(*rss);
           d[p + "achieved_rss_bytes"] = std::to_string(*rss);
         }
@@ -397,6 +397,31 @@ core::Details StressBackend::observe(const std::string& id) const {
     }
   }
   return d;
+}
+
+std::vector<StressLoad> StressBackend::loads(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return {};
+  const Injection& inj = it->second;
+  std::vector<StressLoad> out;
+  for (const auto& t : inj.targets) {
+    StressLoad& load = out.emplace_back();
+    load.container = t->container;
+    if (inj.kind == core::FaultKind::kCpuStress) {
+      load.resource = StressLoad::Resource::kCpu;
+      load.requested = inj.requested_percent / 100;
+      if (!t->lost && t->achieved_cpus) load.achieved = *t->achieved_cpus / t->limit_cpus;
+    } else {
+      load.resource = StressLoad::Resource::kMemory;
+      load.requested = static_cast<double>(t->bytes);
+      if (!t->lost) {
+        if (auto rss = t->proc->anon_rss_bytes(); rss.ok())
+          load.achieved = static_cast<double>(*rss);
+      }
+    }
+  }
+  return out;
 }
 
 Status StressBackend::reconcile(const nodequake::v1::journal::ResourceOwned& resource) {

@@ -77,6 +77,7 @@ class StressBackend final : public core::WorkloadBackend {
                               const std::vector<runtime::ContainerInfo>& containers) override;
   Status revert(const std::string& id) override;
   core::Details observe(const std::string& id) const override;
+  std::vector<StressLoad> loads(const std::string& id) const override;
   Status reconcile(const nodequake::v1::journal::ResourceOwned& resource) override;
   void release_all() override;
 

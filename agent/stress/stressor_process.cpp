@@ -251,12 +251,13 @@ Status StressorProcess::kill_and_reap(std::chrono::milliseconds timeout) {
   return ok();
 }
 
-Result<uint64_t> StressorProcess::rss_bytes() const {
+Result<uint64_t> StressorProcess::anon_rss_bytes() const {
   auto text = read_file("/proc/" + std::to_string(pid_) + "/status");
   if (!text.ok()) return std::move(text).error();
-  const auto pos = text->find("\nVmRSS:");
-  if (pos == std::string::npos) return Error::not_found("VmRSS of " + std::to_string(pid_));
-  return std::strtoull(text->c_str() + pos + 7, nullptr, 10) * 1024;
+  constexpr std::string_view kField = "\nRssAnon:";
+  const auto pos = text->find(kField);
+  if (pos == std::string::npos) return Error::not_found("RssAnon of " + std::to_string(pid_));
+  return std::strtoull(text->c_str() + pos + kField.size(), nullptr, 10) * 1024;
 }
 
 // ------------------------------------------------------------ free functions

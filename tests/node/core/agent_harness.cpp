@@ -270,4 +270,25 @@ Result<std::string> http_get_body(uint16_t port, const std::string& path) {
   return resp.substr(body + 4);
 }
 
+Result<double> prometheus_sample(const std::string& text, const std::string& name,
+                                 const std::map<std::string, std::string>& labels) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t brace = line.find('{');
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    const std::string metric = line.substr(0, std::min(brace, space));
+    if (metric != name) continue;
+    const std::string label_text =
+        brace == std::string::npos ? "" : line.substr(brace, line.find('}') - brace + 1);
+    bool all = true;
+    for (const auto& [k, v] : labels)
+      all = all && label_text.find(k + "=\"" + v + "\"") != std::string::npos;
+    if (all) return std::stod(line.substr(space + 1));
+  }
+  return Error::not_found(name + " not in the scrape");
+}
+
 }  // namespace nq::testing

@@ -124,5 +124,9 @@ Status install_cni_root(const Netns& netns, const std::string& ifname = "eth0");
 Result<uint16_t> free_local_port();
 // GET http://127.0.0.1:<port><path>; the body of a 200 answer.
 Result<std::string> http_get_body(uint16_t port, const std::string& path);
+// One sample of the Prometheus text format: the value of `name` whose labels
+// include `labels`; NotFound when there is none.
+Result<double> prometheus_sample(const std::string& text, const std::string& name,
+                                 const std::map<std::string, std::string>& labels = {});
 
 }  // namespace nq::testing

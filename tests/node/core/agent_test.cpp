@@ -534,29 +534,6 @@ TEST_F(AgentTest, RefusalsNameTheReasonAndTouchNothing) {
 
 // ------------------------------------------------------------ metrics
 
-// One sample of the Prometheus text format: the value of `name` whose labels
-// include `labels`; NotFound when there is none.
-Result<double> sample(const std::string& text, const std::string& name,
-                      const std::map<std::string, std::string>& labels = {}) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const size_t brace = line.find('{');
-    const size_t space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    const std::string metric = line.substr(0, std::min(brace, space));
-    if (metric != name) continue;
-    const std::string label_text =
-        brace == std::string::npos ? "" : line.substr(brace, line.find('}') - brace + 1);
-    bool all = true;
-    for (const auto& [k, v] : labels)
-      all = all && label_text.find(k + "=\"" + v + "\"") != std::string::npos;
-    if (all) return std::stod(line.substr(space + 1));
-  }
-  return Error::not_found(name + " not in the scrape");
-}
-
 TEST_F(AgentTest, MetricsEndpointReportsInjectionsCapabilitiesAndJournal) {
   auto port = free_local_port();
   ASSERT_TRUE(port.ok()) << port.error().message();
@@ -569,7 +546,7 @@ TEST_F(AgentTest, MetricsEndpointReportsInjectionsCapabilitiesAndJournal) {
   };
   auto value = [](const std::string& text, const std::string& name,
                   const std::map<std::string, std::string>& labels = {}) {
-    auto v = sample(text, name, labels);
+    auto v = prometheus_sample(text, name, labels);
     EXPECT_TRUE(v.ok()) << v.error().message();
     return v.ok() ? *v : -1.0;
   };

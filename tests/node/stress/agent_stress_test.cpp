@@ -31,6 +31,10 @@ class AgentStressTest : public ::testing::Test {
     ASSERT_TRUE(up.ok()) << up.error().message();
     auto prio = prioritize_cpu(*env_.cgroups(), container(), env_.options().cgroup_parent);
     ASSERT_TRUE(prio.ok()) << prio.error().message();
+    auto port = nq::testing::free_local_port();
+    ASSERT_TRUE(port.ok()) << port.error().message();
+    metrics_port_ = *port;
+    agent_.set_metrics_address("127.0.0.1:" + std::to_string(metrics_port_));
     ASSERT_TRUE(agent_.start().ok()) << agent_.log_tail();
   }
   void TearDown() override {
@@ -76,8 +80,17 @@ class AgentStressTest : public ::testing::Test {
     return rpc(agent_.stub(), &v1::Agent::Stub::Revert, req, &resp);
   }
 
+  // The value of one stress gauge of this pod's injection `id`; NotFound when
+  // the series is absent.
+  Result<double> gauge(const std::string& name, const std::string& id, const std::string& measure) {
+    NQ_ASSIGN_OR_RETURN(std::string text, nq::testing::http_get_body(metrics_port_, "/metrics"));
+    return nq::testing::prometheus_sample(
+        text, name, {{"id", id}, {"measure", measure}, {"pod", env_.ns() + "/app"}});
+  }
+
   nq::testing::SandboxEnv env_;
   AgentHarness agent_{env_, "stress-agent"};
+  uint16_t metrics_port_ = 0;
   std::vector<pid_t> pids_;
 };
 
@@ -116,6 +129,44 @@ TEST_F(AgentStressTest, ApplyListRevert) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("spec.memory_stress.bytes"), std::string::npos)
       << st.error_message();
+}
+
+// The metrics carry the same requested/achieved figures as List, as numbers,
+// for exactly as long as the injection lives.
+TEST_F(AgentStressTest, MetricsReportRequestedAndAchieved) {
+  apply("cpu-m", cpu_spec(50));
+  apply("mem-m", memory_spec(64 * kMi));
+  ASSERT_EQ(pids_.size(), 2u);
+  std::this_thread::sleep_for(4s);
+
+  constexpr const char* kCpu = "nodequake_agent_stress_cpu_ratio";
+  constexpr const char* kMem = "nodequake_agent_stress_memory_bytes";
+  auto cpu_req = gauge(kCpu, "cpu-m", "requested");
+  ASSERT_TRUE(cpu_req.ok()) << cpu_req.error().message();
+  EXPECT_DOUBLE_EQ(*cpu_req, 0.5);
+  auto cpu_got = gauge(kCpu, "cpu-m", "achieved");
+  ASSERT_TRUE(cpu_got.ok()) << cpu_got.error().message();
+  EXPECT_NEAR(*cpu_got, 0.5, 0.06) << machine_load();
+  // The gauge is the loop's own last window; List shows the same figure.
+  EXPECT_NE(listed("cpu-m")["achieved"], "n/a");
+
+  auto mem_req = gauge(kMem, "mem-m", "requested");
+  ASSERT_TRUE(mem_req.ok()) << mem_req.error().message();
+  EXPECT_DOUBLE_EQ(*mem_req, 64.0 * kMi);
+  auto mem_got = gauge(kMem, "mem-m", "achieved");
+  ASSERT_TRUE(mem_got.ok()) << mem_got.error().message();
+  EXPECT_NEAR(*mem_got, 64.0 * kMi, 0.02 * 64 * kMi);
+
+  ASSERT_TRUE(revert("cpu-m").ok());
+  ASSERT_TRUE(revert("mem-m").ok());
+  for (const char* measure : {"requested", "achieved"}) {
+    auto cpu = gauge(kCpu, "cpu-m", measure);
+    ASSERT_FALSE(cpu.ok());
+    EXPECT_EQ(cpu.error().status_code(), Code::kNotFound) << cpu.error().message();
+    auto mem = gauge(kMem, "mem-m", measure);
+    ASSERT_FALSE(mem.ok());
+    EXPECT_EQ(mem.error().status_code(), Code::kNotFound) << mem.error().message();
+  }
 }
 
 TEST_F(AgentStressTest, SigtermRevertsTheStressors) {

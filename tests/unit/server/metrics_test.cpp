@@ -135,6 +135,36 @@ TEST(MetricsEndpoint, ServesTheRegistryOverHttp) {
   EXPECT_THAT(response, HasSubstr("nodequake_agent_journal_bytes 123\n"));
 }
 
+// The stress gauges are read from their source at every scrape: a series
+// appears with its injection, an achieved value only once measured, and
+// nothing is left once the source no longer lists the injection.
+TEST(MetricsEndpoint, ServesStressLoadsFromTheirSourceAtEachScrape) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  Result<std::unique_ptr<MetricsEndpoint>> ep = MetricsEndpoint::start("127.0.0.1:0", registry);
+  ASSERT_TRUE(ep.ok()) << ep.error().message();
+  std::vector<StressLoad> loads;
+  (*ep)->add(stress_load_collector([&loads] { return loads; }));
+
+  StressLoad cpu{"cpu-1", "shop/web-0", "app", StressLoad::Resource::kCpu, 0.8, 0.7985};
+  StressLoad mem{"mem-1", "shop/db-0", "db", StressLoad::Resource::kMemory, 268435456, {}};
+  loads = {cpu, mem};
+  std::string body = http_get((*ep)->port(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("nodequake_agent_stress_cpu_ratio{container=\"app\",id=\"cpu-1\","
+                              "measure=\"requested\",pod=\"shop/web-0\"} 0.8\n"));
+  EXPECT_THAT(body, HasSubstr("nodequake_agent_stress_cpu_ratio{container=\"app\",id=\"cpu-1\","
+                              "measure=\"achieved\",pod=\"shop/web-0\"} 0.7985\n"));
+  EXPECT_THAT(body, HasSubstr("nodequake_agent_stress_memory_bytes{container=\"db\",id=\"mem-1\","
+                              "measure=\"requested\",pod=\"shop/db-0\"} 268435456\n"));
+  // Not measured yet: no achieved series rather than a made-up zero.
+  EXPECT_THAT(body, Not(HasSubstr("id=\"mem-1\",measure=\"achieved\"")));
+
+  loads = {};
+  body = http_get((*ep)->port(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("200 OK"));
+  EXPECT_THAT(body, Not(HasSubstr("cpu-1")));
+  EXPECT_THAT(body, Not(HasSubstr("mem-1")));
+}
+
 TEST(MetricsEndpoint, ABusyPortIsAnErrorNamingTheAddress) {
   auto registry = std::make_shared<prometheus::Registry>();
   Result<std::unique_ptr<MetricsEndpoint>> first = MetricsEndpoint::start("127.0.0.1:0", registry);
