@@ -24,10 +24,12 @@ build_pkgs=(
 # npm itself when no npm is on PATH: a nodejs from elsewhere that ships its own
 # npm conflicts with that package), unzip it, and
 # read the rendered manifests with python3-yaml; promtool is in prometheus.
+# The docs tests (tests/docs/) lint the shell of scripts/ and ci-cd/ with
+# shellcheck.
 test_pkgs=(stress-ng openssl iproute2 python3
   qemu-system-x86 busybox-static cpio kmod xz-utils prometheus
   containerd runc containernetworking-plugins
-  unzip python3-yaml)
+  unzip python3-yaml shellcheck)
 # The peer-tool comparison in the benchmarks execs tc, iptables and stress-ng
 # on purpose.
 bench_pkgs=(iproute2 iptables stress-ng)
