@@ -8,6 +8,7 @@
 // stopped engine stops beating and the BPF program bypasses it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -45,6 +46,13 @@ struct EngineStats {
   uint64_t held = 0;
   std::chrono::nanoseconds cpu{0};  // the engine thread's CPU time
   bool realtime = false;            // runs under SCHED_FIFO
+  // How late frames were written back (write time - due time), as a log2
+  // histogram: lateness[i] counts frames less than 2^i us late (the last
+  // bucket: later still). The line's own timing error, whatever the load
+  // does to the probes measuring it.
+  std::array<uint64_t, 16> lateness{};
+  // The upper bound of the bucket that holds the p-th percentile (0..100).
+  std::chrono::microseconds lateness_percentile(double p) const;
 };
 
 class DelayEngine {
@@ -83,6 +91,7 @@ class DelayEngine {
   std::atomic<uint64_t> frames_in_{0}, frames_out_{0}, dropped_full_{0}, write_errors_{0}, held_{0};
   std::atomic<int64_t> cpu_ns_{0};
   std::atomic<bool> realtime_{false};
+  std::array<std::atomic<uint64_t>, 16> lateness_{};
   std::thread thread_;
 };
 

@@ -40,7 +40,9 @@ struct DelayLinePlan {
   net::CompiledRules rules;
   DelayModel model;
   uint32_t loss = 0;      // 0..UINT32_MAX
-  bool redirect = false;  // false: loss only, no frame goes to the engine
+  // false: loss only, no frame goes to the engine. A spec without delay
+  // and loss still goes through the engine (a 0 ms line).
+  bool redirect = false;
   uint32_t limit = 0;
   bool preserve_order = false;
   nanoseconds stale_after{0};

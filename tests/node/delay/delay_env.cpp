@@ -1,11 +1,16 @@
 #include "tests/node/delay/delay_env.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +28,13 @@ namespace {
 // UAPI 6.1 predates TCX (see agent/delay/delayline_bpf.cpp).
 constexpr int kBpfTcxIngress = 46;
 constexpr int kBpfTcxEgress = 47;
+
+// The calling thread under SCHED_FIFO; best effort (see DelayEnv).
+void measure_in_realtime() {
+  sched_param param{};
+  param.sched_priority = 2;
+  (void)::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param);
+}
 
 }  // namespace
 
@@ -46,14 +58,89 @@ Result<std::unique_ptr<DelayEnv>> DelayEnv::create() {
     NQ_ASSIGN_OR_RETURN(Cidr addr, parse_interface_address(std::string(kIpB2) + "/24"));
     return net::add_address(sock, "eth0", addr);
   }));
-  NQ_ASSIGN_OR_RETURN(env->server_, ServerThread::start(env->pair_->b()));
+  // Sockets bound inside b stay there; the loop runs on a thread of ours.
+  NQ_ASSIGN_OR_RETURN(env->server_, run_in_netns(env->pair_->b(), [] {
+                        return traffic::Server::create("0.0.0.0", traffic::Ports{}, "peer");
+                      }));
+  env->server_thread_ = std::thread([s = env->server_.get()] {
+    measure_in_realtime();
+    (void)s->run();
+  });
   return env;
 }
 
+DelayEnv::~DelayEnv() {
+  if (server_) server_->stop();
+  if (server_thread_.joinable()) server_thread_.join();
+}
+
+namespace {
+
+// Pipelined UDP echo probes on the calling thread. Not traffic's
+// udp_echo_probe(): that one waits with millisecond poll() timeouts and
+// spins through the last millisecond before each send, which a real-time
+// thread must not do (RT throttling would then stall the engine as well).
+Result<traffic::UdpProbeResult> probe_loop(const std::string& ip, int count, nanoseconds interval,
+                                           nanoseconds linger) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(7);
+  if (::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1)
+    return Error::invalid_argument("ip", ip + " is not an IPv4 address");
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno(errno, "socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0)
+    return Error::from_errno(errno, "connect " + ip);
+  struct Datagram {
+    uint64_t seq;
+    int64_t sent_ns;
+    uint8_t fill[48];
+  };
+  const auto now = [] { return std::chrono::steady_clock::now().time_since_epoch(); };
+  traffic::UdpProbeResult r;
+  std::vector<bool> seen(static_cast<size_t>(count), false);
+  const auto receive_until = [&](nanoseconds until) -> Status {
+    for (;;) {
+      const nanoseconds left = until - now();
+      if (left <= nanoseconds(0)) return ok();
+      const timespec ts{static_cast<time_t>(left.count() / 1'000'000'000),
+                        static_cast<long>(left.count() % 1'000'000'000)};
+      pollfd p{fd.get(), POLLIN, 0};
+      const int rc = ::ppoll(&p, 1, &ts, nullptr);
+      if (rc < 0 && errno != EINTR) return Error::from_errno(errno, "ppoll");
+      if (rc <= 0) continue;
+      Datagram d{};
+      const ssize_t n = ::recv(fd.get(), &d, sizeof(d), 0);
+      if (n != sizeof(d) || d.seq >= seen.size()) continue;  // ICMP errors, strays
+      if (seen[d.seq]) {
+        ++r.duplicates;
+        continue;
+      }
+      seen[d.seq] = true;
+      ++r.received;
+      r.rtts.push_back(now() - nanoseconds(d.sent_ns));
+    }
+  };
+  const nanoseconds start = now();
+  for (int i = 0; i < count; ++i) {
+    Datagram d{};
+    d.seq = static_cast<uint64_t>(i);
+    d.sent_ns = now().count();
+    if (::send(fd.get(), &d, sizeof(d), 0) == sizeof(d)) ++r.sent;
+    NQ_TRY(receive_until(start + interval * (i + 1)));
+  }
+  NQ_TRY(receive_until(now() + linger));
+  return r;
+}
+
+}  // namespace
+
 Result<traffic::UdpProbeResult> udp_probes(const Netns& from, const std::string& ip, int count,
                                            nanoseconds interval, nanoseconds linger) {
-  return run_in_netns(from,
-                      [&] { return traffic::udp_echo_probe(ip, 7, count, interval, linger); });
+  return run_in_netns(from, [&] {
+    measure_in_realtime();
+    return probe_loop(ip, count, interval, linger);
+  });
 }
 
 traffic::Summary rtt_ms(const traffic::UdpProbeResult& r) {
@@ -64,9 +151,9 @@ Result<nanoseconds> time_until_fast(const Netns& from, const std::string& ip,
                                     std::chrono::steady_clock::time_point since, nanoseconds fast,
                                     nanoseconds limit) {
   return run_in_netns(from, [&]() -> Result<nanoseconds> {
+    measure_in_realtime();
     for (;;) {
-      NQ_ASSIGN_OR_RETURN(traffic::UdpProbeResult r,
-                          traffic::udp_echo_probe(ip, 7, 1, nanoseconds(0), fast));
+      NQ_ASSIGN_OR_RETURN(traffic::UdpProbeResult r, probe_loop(ip, 1, nanoseconds(0), fast));
       const auto now = std::chrono::steady_clock::now();
       if (r.received == 1 && r.rtts[0] < fast) return now - since;
       if (now - since > limit) return Error::status(Code::kDeadlineExceeded, "still slow");

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/traffic.h"
@@ -23,10 +24,15 @@ using std::chrono::nanoseconds;
 // Why the delay line cannot run here (no root, no /dev/net/tun, no TCX), or nothing.
 std::optional<std::string> delay_line_missing();
 
+// The probes and the echo server run under SCHED_FIFO (priority 2, above
+// the engine's 1) when they can: they are the measuring instrument, and on
+// a loaded 2-core machine a normal thread wakes up milliseconds late, which
+// would be charged to the line.
 class DelayEnv {
  public:
   // b also answers on kIpB2, a second address for "unmatched destination".
   static Result<std::unique_ptr<DelayEnv>> create();
+  ~DelayEnv();
 
   const NetnsPair& pair() const { return *pair_; }
   const Netns& a() const { return pair_->a(); }
@@ -36,7 +42,8 @@ class DelayEnv {
  private:
   DelayEnv() = default;
   std::unique_ptr<NetnsPair> pair_;
-  std::unique_ptr<ServerThread> server_;
+  std::unique_ptr<traffic::Server> server_;
+  std::thread server_thread_;
 };
 
 // `count` UDP echo probes from inside `from` to ip:7, one every `interval`

@@ -44,6 +44,13 @@ TEST(PlanDelayLine, LossAloneTakesNoFrameToTheEngine) {
   EXPECT_EQ(plan->rules.config.any_remote, 1u);  // no CIDRs: every peer
 }
 
+TEST(PlanDelayLine, WithoutDelayAndLossFramesStillPassTheEngine) {
+  auto plan = plan_delay_line(DelayLineSpec{}, "spec");
+  ASSERT_TRUE(plan.ok()) << plan.error().message();
+  EXPECT_TRUE(plan->redirect);
+  EXPECT_EQ(plan->model.delay, 0ms);
+}
+
 TEST(PlanDelayLine, ErrorsNameTheField) {
   DelayLineSpec s = spec_500_100();
   s.loss = 150;
@@ -63,8 +70,9 @@ TEST(PlanDelayLine, ErrorsNameTheField) {
   s.limit = 0;
   EXPECT_THAT(plan_delay_line(s, "x").error().message(), HasSubstr("x.limit"));
 
-  s = DelayLineSpec{};
-  EXPECT_EQ(plan_delay_line(s, "x").error().status_code(), Code::kInvalidArgument);
+  s = spec_500_100();
+  s.jitter = -1ms;
+  EXPECT_THAT(plan_delay_line(s, "x").error().message(), HasSubstr("x.jitter"));
 }
 
 TEST(PlanDelayLine, ScopeErrorsNameThePath) {
