@@ -16,6 +16,9 @@ using AddCommands = void (*)(CLI::App& app, Context& ctx);
 
 // `nqctl sandbox up|down|list|measure` (and the internal `shim`): sandbox_cmd.cpp.
 void add_sandbox_commands(CLI::App& app, Context& ctx);
+// `nqctl sandbox load` (a request workload with metrics): load_cmd.cpp, added
+// to the sandbox group by add_sandbox_commands.
+void add_sandbox_load_command(CLI::App& sandbox, Context& ctx);
 // `nqctl agent probe|targets|apply|revert|list|renew|revert-all|release`: agent_cmd.cpp.
 void add_agent_commands(CLI::App& app, Context& ctx);
 // `nqctl validate FILE...`: validate_cmd.cpp.

@@ -243,6 +243,8 @@ void add_sandbox_commands(CLI::App& app, Context& ctx) {
   add_state_dir(measure, *f);
   measure->callback(run(cmd_measure));
 
+  add_sandbox_load_command(*sandbox, ctx);
+
   // Started by `up` for each pod; not for people to run.
   CLI::App* shim = sandbox->add_subcommand("shim", "");
   shim->group("");
