@@ -111,7 +111,8 @@ int main(int argc, char** argv) {
                  "containerd's, k3s' and CRI-O's well-known sockets that exists)");
   app.add_option("--host-root", cfg.host_root,
                  "Where the host's / is mounted (--runtime cri in a DaemonSet: /host); the "
-                 "runtime's netns paths and socket are looked up under it")
+                 "runtime's netns paths and socket are looked up under it, and of the cgroup "
+                 "mounts we see, those under it are preferred")
       ->capture_default_str();
   app.add_option("--protected-namespace", cfg.protected_namespaces,
                  "Namespace never to inject into, in addition to kube-system, kube-public, "
@@ -208,7 +209,7 @@ int main(int argc, char** argv) {
     sopts.stressor = cfg.stressor.empty()
                          ? std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nq-stressor"
                          : std::filesystem::path(cfg.stressor);
-    auto cgroups = nq::runtime::CgroupFs::discover();
+    auto cgroups = nq::runtime::CgroupFs::discover(cfg.host_root);
     auto backend =
         cgroups.ok()
             ? nq::stress::StressBackend::create(
@@ -232,7 +233,7 @@ int main(int argc, char** argv) {
   };
   std::unique_ptr<nq::process::ProcessFaults> process_faults;
   std::unique_ptr<nq::disk::DiskFaults> disk_faults;
-  if (auto cgfs = nq::runtime::CgroupFs::discover(); cgfs.ok()) {
+  if (auto cgfs = nq::runtime::CgroupFs::discover(cfg.host_root); cgfs.ok()) {
     process_faults = std::make_unique<nq::process::ProcessFaults>(journal_sink, *cgfs);
     disk_faults = std::make_unique<nq::disk::DiskFaults>(journal_sink, *cgfs, &runtime);
     manager.add_backend(*process_faults);

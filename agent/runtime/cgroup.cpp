@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <map>
 
 #include "common/fd.h"
 #include "common/file.h"
@@ -71,6 +72,35 @@ bool strip_root(std::string_view path, std::string_view root, std::string_view& 
   return rest.empty() || rest.front() == '/';
 }
 
+// Components of a mount's root: "/" has none, "/kubepods/pod1" two.
+size_t depth(std::string_view root) {
+  size_t n = 0;
+  for (std::string_view c : split(root, '/'))
+    if (!c.empty()) ++n;
+  return n;
+}
+
+bool is_under(const std::filesystem::path& path, const std::filesystem::path& dir) {
+  if (dir.empty() || dir == "/") return true;
+  auto p = path.begin();
+  for (auto d = dir.begin(); d != dir.end(); ++d, ++p) {
+    if (d->empty()) continue;  // a trailing "/" in dir
+    if (p == path.end() || *p != *d) return false;
+  }
+  return true;
+}
+
+// Should `later` (listed after `kept`) replace it? See parse_mountinfo.
+bool better_mount(const CgroupMount& later, const CgroupMount& kept,
+                  const std::filesystem::path& prefer_under) {
+  const size_t dl = depth(later.root), dk = depth(kept.root);
+  if (dl != dk) return dl < dk;
+  const bool ul = is_under(later.mount_point, prefer_under);
+  const bool uk = is_under(kept.mount_point, prefer_under);
+  if (ul != uk) return ul;
+  return later.mount_point == kept.mount_point;
+}
+
 }  // namespace
 
 CgroupPaths parse_proc_cgroup(std::string_view text) {
@@ -125,9 +155,10 @@ bool CgroupMounts::pure_v2() const {
   return unified() != nullptr;
 }
 
-Result<CgroupMounts> parse_mountinfo(std::string_view text) {
+Result<CgroupMounts> parse_mountinfo(std::string_view text,
+                                     const std::filesystem::path& prefer_under) {
   CgroupMounts out;
-  std::set<std::string> seen;  // hierarchy keys; "" is v2
+  std::map<std::string, size_t> seen;  // hierarchy key ("" is v2) -> index in out.mounts
   int lineno = 0;
   for (std::string_view line : split(text, '\n')) {
     ++lineno;
@@ -161,23 +192,30 @@ Result<CgroupMounts> parse_mountinfo(std::string_view text) {
       if (m.controllers.empty()) continue;  // not a hierarchy a process can be placed in
       m.key = std::move(key);
     }
-    // The same hierarchy mounted twice (bind mounts) is one hierarchy: keep the first.
-    if (!seen.insert(m.v2 ? std::string() : m.key).second) continue;
-    out.mounts.push_back(std::move(m));
+    // The same hierarchy mounted twice (bind mounts) is one hierarchy.
+    auto [it, fresh] = seen.emplace(m.v2 ? std::string() : m.key, out.mounts.size());
+    if (fresh) {
+      out.mounts.push_back(std::move(m));
+    } else if (better_mount(m, out.mounts[it->second], prefer_under)) {
+      out.mounts[it->second] = std::move(m);
+    }
   }
   return out;
 }
 
-Result<CgroupMounts> read_mountinfo(const std::filesystem::path& path) {
+Result<CgroupMounts> read_mountinfo(const std::filesystem::path& path,
+                                    const std::filesystem::path& prefer_under) {
   NQ_ASSIGN_OR_RETURN(std::string text, read_file(path));
-  NQ_ASSIGN_OR_RETURN(CgroupMounts mounts, parse_mountinfo(text));
+  auto mounts = parse_mountinfo(text, prefer_under);
+  if (!mounts.ok()) return std::move(mounts).error().wrapped(path.string());
   return mounts;
 }
 
 Result<CgroupFs> CgroupFs::discover(const std::filesystem::path& host_root,
                                     const std::filesystem::path& mountinfo) {
-  NQ_ASSIGN_OR_RETURN(CgroupMounts mounts, read_mountinfo(host_root / mountinfo.relative_path()));
-  return CgroupFs(std::move(mounts), host_root);
+  NQ_ASSIGN_OR_RETURN(CgroupMounts mounts, read_mountinfo(mountinfo, host_root));
+  // Mount points in our own table are our own paths: no prefix.
+  return CgroupFs(std::move(mounts));
 }
 
 Result<std::filesystem::path> CgroupFs::dir(const CgroupMount& mount, std::string_view path) const {
@@ -186,7 +224,7 @@ Result<std::filesystem::path> CgroupFs::dir(const CgroupMount& mount, std::strin
     return Error::invalid_argument(
         "cgroup", "\"" + std::string(path) + "\" is outside the part of hierarchy \"" + mount.key +
                       "\" mounted at " + mount.mount_point.string() + " (" + mount.root + ")");
-  std::filesystem::path out = host_root_ / mount.mount_point.relative_path();
+  std::filesystem::path out = prefix_ / mount.mount_point.relative_path();
   while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
   if (!rest.empty()) out /= std::filesystem::path(rest);
   return out;

@@ -41,7 +41,7 @@ struct CgroupMount {
 };
 
 struct CgroupMounts {
-  std::vector<CgroupMount> mounts;  // one per hierarchy (bind mounts of the same one dropped)
+  std::vector<CgroupMount> mounts;  // one per hierarchy (see parse_mountinfo for which)
 
   const CgroupMount* v1(std::string_view controller) const;
   const CgroupMount* unified() const;
@@ -51,22 +51,38 @@ struct CgroupMounts {
 
 // Parses /proc/PID/mountinfo text, keeping the cgroup and cgroup2 mounts.
 // A malformed line is an error naming its number.
-Result<CgroupMounts> parse_mountinfo(std::string_view text);
-Result<CgroupMounts> read_mountinfo(const std::filesystem::path& path = "/proc/self/mountinfo");
+//
+// A hierarchy may be mounted several times: a container's own view of its
+// cgroup (runc binds the container's directory, so the mount's root is
+// "/kubepods/.../<id>") next to the host's whole cgroupfs that a DaemonSet
+// mounts at /host/sys/fs/cgroup or over /sys/fs/cgroup (root "/"). Per
+// hierarchy the one kept is, in this order: the one exposing the most of the
+// hierarchy (fewest components in its root: only that one holds other pods'
+// cgroups); then one under `prefer_under` (the host root the operator named);
+// then the later one at the same mount point (a later mount there hides the
+// earlier); else the first.
+Result<CgroupMounts> parse_mountinfo(std::string_view text,
+                                     const std::filesystem::path& prefer_under = "/");
+Result<CgroupMounts> read_mountinfo(const std::filesystem::path& path = "/proc/self/mountinfo",
+                                    const std::filesystem::path& prefer_under = "/");
 
-// The absolute directories of cgroups on a host whose cgroupfs may be visible
-// under a prefix (the agent in a container sees the host's at /host/sys/fs/cgroup:
-// host_root "/host" with the host's mountinfo).
+// The absolute directories of cgroups. `mounts` come from the mount table of
+// some mount namespace whose / we see at `prefix`: "/" for our own table,
+// which is what discover() reads.
 class CgroupFs {
  public:
-  explicit CgroupFs(CgroupMounts mounts, std::filesystem::path host_root = "/")
-      : mounts_(std::move(mounts)), host_root_(std::move(host_root)) {}
-  // Reads `<host_root>/<mountinfo>`; the default is our own view of the host.
+  explicit CgroupFs(CgroupMounts mounts, std::filesystem::path prefix = "/")
+      : mounts_(std::move(mounts)), prefix_(std::move(prefix)) {}
+  // Our own mount table (`mountinfo`, read as given), preferring mounts
+  // under `host_root` (see parse_mountinfo). Our own table rather than the
+  // host's (/host/proc/1/mountinfo): its mount points are paths we can open
+  // wherever the DaemonSet put the host's cgroupfs, it lists the mounts'
+  // roots, and reading it needs no ptrace rights over the host's init.
   static Result<CgroupFs> discover(const std::filesystem::path& host_root = "/",
                                    const std::filesystem::path& mountinfo = "/proc/self/mountinfo");
 
   const CgroupMounts& mounts() const noexcept { return mounts_; }
-  const std::filesystem::path& host_root() const noexcept { return host_root_; }
+  const std::filesystem::path& prefix() const noexcept { return prefix_; }
 
   // Absolute directory of `path` (a path inside the hierarchy, as
   // /proc/PID/cgroup gives it) in `mount`. InvalidArgument when `path` lies
@@ -80,7 +96,7 @@ class CgroupFs {
 
  private:
   CgroupMounts mounts_;
-  std::filesystem::path host_root_;
+  std::filesystem::path prefix_;
 };
 
 // The pids in a cgroup directory (cgroup.procs; v1 lists each process once too).
