@@ -53,17 +53,22 @@ std::string where(const std::string& ip, uint16_t port) {
   return ip + ":" + std::to_string(port);
 }
 
-int remaining_ms(Clock::time_point deadline) {
-  auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
+// poll() on one fd until `deadline`, to the nanosecond: poll()'s whole
+// milliseconds would round the last one down to 0 and spin through it, which
+// at real-time priority trips the kernel's RT throttling.
+int poll_until(pollfd& p, Clock::time_point deadline) {
+  const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(left);
+  const timespec ts{static_cast<time_t>(secs.count()),
+                    static_cast<long>(std::chrono::nanoseconds(left - secs).count())};
+  return ::ppoll(&p, 1, &ts, nullptr);
 }
 
 // Waits for `events` on fd until `deadline`; DeadlineExceeded on timeout.
 Status wait_for(int fd, short events, Clock::time_point deadline, const std::string& what) {
   for (;;) {
     pollfd p{fd, events, 0};
-    int rc = ::poll(&p, 1, remaining_ms(deadline));
+    int rc = poll_until(p, deadline);
     if (rc > 0) return ok();
     if (rc == 0) return Error::status(Code::kDeadlineExceeded, what + ": timed out");
     if (errno != EINTR) return Error::from_errno(errno, what + ": poll");
@@ -390,7 +395,7 @@ Result<Throughput> tcp_download(const std::string& ip, uint16_t port, nanosecond
   const auto end = Clock::now() + duration;
   while (Clock::now() < end) {
     pollfd p{fd.get(), POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(end)) <= 0) continue;
+    if (poll_until(p, end) <= 0) continue;
     ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
     if (n == 0) return Error::status(Code::kAborted, what + ": closed by peer");
     if (n < 0) {
@@ -418,7 +423,7 @@ Result<Throughput> tcp_upload(const std::string& ip, uint16_t port, nanoseconds 
   const auto end = Clock::now() + duration;
   while (Clock::now() < end) {
     pollfd p{fd.get(), POLLOUT, 0};
-    if (::poll(&p, 1, remaining_ms(end)) <= 0) continue;
+    if (poll_until(p, end) <= 0) continue;
     ssize_t n = ::send(fd.get(), buf.data(), buf.size(), MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EINTR)
       return Error::from_errno(errno, what + ": send");
@@ -457,7 +462,7 @@ Result<UdpProbeResult> udp_echo_probe(const std::string& ip, uint16_t port, int 
   auto drain = [&](Clock::time_point until) -> Status {
     for (;;) {
       pollfd p{fd.get(), POLLIN, 0};
-      int rc = ::poll(&p, 1, remaining_ms(until));
+      int rc = poll_until(p, until);
       if (rc == 0) return ok();
       if (rc < 0) {
         if (errno == EINTR) continue;

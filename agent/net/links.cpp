@@ -4,6 +4,8 @@
 #include <netlink/route/link/veth.h>
 #include <sys/socket.h>
 
+#include <thread>
+
 namespace nq::net {
 namespace {
 
@@ -75,6 +77,20 @@ Status set_link_up(NlSocket& sock, const std::string& name) {
   if (int rc = rtnl_link_change(sock.get(), link.get(), change.get(), 0); rc < 0)
     return Error::from_netlink(rc, "set " + name + " up");
   return ok();
+}
+
+Status wait_link_running(NlSocket& sock, const std::string& name,
+                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    NQ_ASSIGN_OR_RETURN(LinkPtr link, get_link(sock, name));
+    if ((rtnl_link_get_flags(link.get()) & IFF_RUNNING) != 0) return ok();
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Error::status(Code::kDeadlineExceeded, name + ": not running " +
+                                                        std::to_string(timeout.count()) +
+                                                        " ms after it was set up (no carrier?)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 Status set_link_mtu(NlSocket& sock, const std::string& name, uint32_t mtu) {

@@ -42,6 +42,12 @@ Result<std::unique_ptr<NetnsPair>> NetnsPair::create() {
   }));
   NQ_TRY(configure_side(*pair->a_, "10.77.0.1/24"));
   NQ_TRY(configure_side(*pair->b_, "10.77.0.2/24"));
+  for (const Netns* ns : {pair->a_.get(), pair->b_.get()}) {
+    NQ_TRY(run_in_netns(*ns, []() -> Status {
+      NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
+      return net::wait_link_running(sock, "eth0");
+    }));
+  }
   return pair;
 }
 

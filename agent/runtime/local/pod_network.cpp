@@ -47,7 +47,9 @@ Status create_pod_network(const PodNetwork& n) {
     NQ_ASSIGN_OR_RETURN(net::NlSocket sock, net::NlSocket::open_route());
     NQ_TRY(net::set_link_up(sock, "lo"));
     NQ_TRY(net::add_address(sock, kPodInterface, n.address));
-    return net::set_link_up(sock, kPodInterface);
+    NQ_TRY(net::set_link_up(sock, kPodInterface));
+    // Both ends are up now: the pod's first packet must not meet the noop qdisc.
+    return net::wait_link_running(sock, kPodInterface);
   });
 }
 
