@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: Apply/Revert latency of the nodequake agent against the exec
-# path of peer tools (nsenter + tc / iptables), and the agent's idle RSS.
+# path of peer tools (nsenter + tc / iptables), and the agent's idle RSS;
+# then stress accuracy, and the controller's fan-out to 100 agents.
 #   scripts/bench.sh BUILD_DIR [nq-bench-apply options...]
 # e.g. scripts/bench.sh build --runs 500, or --state-parent /dev/shm to keep
 # the agent's journal on tmpfs (no fsync cost). See docs/benchmarks.md.
@@ -39,4 +40,20 @@ if [[ -x $stress_bin ]]; then
   echo "bench: stress figures in $out/stress-$stamp.txt"
 else
   echo "bench: $stress_bin is not built; stress figures skipped" >&2
+fi
+
+# Controller fan-out to 100 agent processes on loopback: submit until every
+# injection is acknowledged, and the HTTP kill switch until everything is
+# reverted (about two minutes, most of it bringing up 100 pods and agents).
+# NQ_BENCH_FANOUT_ARGS passes options, e.g. "--agents 50 --runs 10".
+# See docs/benchmarks.md, "Fan-out to 100 agents".
+fanout_bin="$build/bin/nq-bench-fanout"
+if [[ -x $fanout_bin ]]; then
+  echo
+  # shellcheck disable=SC2086 # word splitting of the options is intended
+  "$fanout_bin" --json-file "$out/fanout-$stamp.json" ${NQ_BENCH_FANOUT_ARGS:-} |
+    tee "$out/fanout-$stamp.txt"
+  echo "bench: fan-out figures in $out/fanout-$stamp.txt and $out/fanout-$stamp.json"
+else
+  echo "bench: $fanout_bin is not built; fan-out figures skipped" >&2
 fi
