@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "agent/runtime/cgroup.h"
+#include "agent/runtime/cri/fan_out.h"
 #include "agent/runtime/cri/socket.h"
 #include "agent/server/status.h"
 
@@ -139,10 +141,16 @@ Result<std::vector<runtime::PodInfo>> CriRuntime::list_pods() {
   NQ_ASSIGN_OR_RETURN(auto sandboxes, ready_sandboxes());
   // One ListContainers for the node instead of one per pod.
   NQ_ASSIGN_OR_RETURN(auto all_containers, containers(""));
+  // The calls per pod are independent: fan them out (bounded) on the one
+  // channel; stub and channel are safe for concurrent calls.
+  std::vector<std::optional<Result<runtime::PodInfo>>> resolved(sandboxes.size());
+  bounded_parallel_for(sandboxes.size(), opts_.parallel_pods, [&](size_t i) {
+    resolved[i].emplace(resolve(sandboxes[i], all_containers));
+  });
   std::vector<runtime::PodInfo> pods;
   pods.reserve(sandboxes.size());
-  for (const auto& s : sandboxes) {
-    auto pod = resolve(s, all_containers);
+  for (auto& slot : resolved) {
+    Result<runtime::PodInfo>& pod = *slot;
     if (!pod.ok()) {
       if (pod.error().status_code() == Code::kNotFound) continue;  // gone while we looked
       return std::move(pod).error();

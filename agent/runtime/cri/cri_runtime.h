@@ -31,6 +31,9 @@ class CriRuntime final : public runtime::Runtime {
     // Per RPC. A runtime that does not answer in time makes a resolve fail
     // (Unavailable/DeadlineExceeded) instead of hanging an Apply.
     std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+    // Pods resolved at once by list_pods (each one PodSandboxStatus, then
+    // its containers' ContainerStatus); 1 = one after the other.
+    size_t parallel_pods = 8;
   };
 
   // Connects and asks Version (so a wrong socket fails at start, not at the
@@ -44,7 +47,8 @@ class CriRuntime final : public runtime::Runtime {
 
   // Ready sandboxes only: a stopped sandbox has no network namespace and
   // no processes left to fault. A sandbox that vanishes while it is being
-  // resolved is left out.
+  // resolved is left out. Up to Options::parallel_pods pods are resolved at
+  // once; the result is in the runtime's order either way.
   Result<std::vector<runtime::PodInfo>> list_pods() override;
   // The ready sandbox with that namespace and name (the newest if the
   // runtime reports several attempts); NotFound otherwise.

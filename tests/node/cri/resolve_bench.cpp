@@ -2,8 +2,9 @@
 // costs. Starts the tests' containerd (tests/support/containerd/), runs N
 // pods (default 30), then times a selector resolution (ListPodSandbox +
 // PodSandboxStatus/ListContainers/ContainerStatus per pod + /proc/PID/cgroup,
-// then the selector and safety rules) and a single-pod get_pod, printing
-// p50/p99. Root only; everything it starts is torn down at exit.
+// then the selector and safety rules) -- sequentially and with pods resolved
+// in parallel (--parallel 1 8) -- and a single-pod get_pod, printing p50/p99.
+// Root only; everything it starts is torn down at exit.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <vector>
 
 #include "agent/runtime/cri/cri_runtime.h"
 #include "agent/runtime/selector.h"
@@ -41,10 +44,19 @@ void print(const char* what, const std::vector<double>& v) {
 int main(int argc, char** argv) {
   int pods = 30;
   int rounds = 100;
+  std::vector<size_t> parallel = {1, 8};
   CLI::App app{"nq-bench-cri-resolve: selector resolution through a real containerd"};
   app.add_option("--pods", pods, "Pods to run")->capture_default_str();
   app.add_option("--rounds", rounds, "Timed resolutions")->capture_default_str();
+  app.add_option("--parallel", parallel,
+                 "Pods resolved at once (CriRuntime::Options::parallel_pods); each value is "
+                 "measured on the same pods, interleaved round by round")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (parallel.empty() || rounds < 1 || pods < 2) {
+    std::cerr << "--parallel needs a value, --rounds at least 1, --pods at least 2\n";
+    return 2;
+  }
   if (::geteuid() != 0) {
     std::cerr << "needs root (containerd, runc, CNI)\n";
     return 2;
@@ -72,34 +84,44 @@ int main(int argc, char** argv) {
     create.push_back(ms_since(t0));
   }
 
-  nq::cri::CriRuntime::Options ropts;
-  ropts.socket = (*env)->socket().string();
-  auto rt = nq::cri::CriRuntime::connect(ropts);
-  if (!rt.ok()) {
-    std::cerr << rt.error().message() << "\n";
-    return 1;
+  // One runtime per fan-out width, measured round by round in turn so that
+  // load from other work on the machine falls on each alike.
+  std::vector<std::unique_ptr<nq::cri::CriRuntime>> runtimes;
+  for (size_t width : parallel) {
+    nq::cri::CriRuntime::Options ropts;
+    ropts.socket = (*env)->socket().string();
+    ropts.parallel_pods = width;
+    auto rt = nq::cri::CriRuntime::connect(ropts);
+    if (!rt.ok()) {
+      std::cerr << rt.error().message() << "\n";
+      return 1;
+    }
+    runtimes.push_back(std::move(*rt));
   }
   nq::runtime::Selector sel;
   sel.namespaces = {"bench"};
   sel.match_labels = {{"app", "app-0"}};
-  std::vector<double> resolve, get;
+  std::vector<std::vector<double>> resolve(runtimes.size());
+  std::vector<double> get;
   size_t matched = 0;
   for (int r = 0; r < rounds; ++r) {
-    auto t0 = Clock::now();
-    auto all = (*rt)->list_pods();
-    if (!all.ok() || all->size() != static_cast<size_t>(pods)) {
-      std::cerr << "list_pods: "
-                << (all.ok() ? std::to_string(all->size()) + " pods" : all.error().message())
-                << "\n";
-      return 1;
+    for (size_t k = 0; k < runtimes.size(); ++k) {
+      const auto t0 = Clock::now();
+      auto all = runtimes[k]->list_pods();
+      if (!all.ok() || all->size() != static_cast<size_t>(pods)) {
+        std::cerr << "list_pods: "
+                  << (all.ok() ? std::to_string(all->size()) + " pods" : all.error().message())
+                  << "\n";
+        return 1;
+      }
+      matched = 0;
+      for (const auto& p : *all)
+        if (sel.matches(p) && nq::runtime::check_eligible(p, {}).ok()) ++matched;
+      resolve[k].push_back(ms_since(t0));
     }
-    matched = 0;
-    for (const auto& p : *all)
-      if (sel.matches(p) && nq::runtime::check_eligible(p, {}).ok()) ++matched;
-    resolve.push_back(ms_since(t0));
 
-    t0 = Clock::now();
-    auto one = (*rt)->get_pod("shop", "pod-" + std::to_string(2 * (r % (pods / 2)) + 1));
+    const auto t0 = Clock::now();
+    auto one = runtimes.back()->get_pod("shop", "pod-" + std::to_string(2 * (r % (pods / 2)) + 1));
     if (!one.ok()) {
       std::cerr << "get_pod: " << one.error().message() << "\n";
       return 1;
@@ -107,9 +129,12 @@ int main(int argc, char** argv) {
     get.push_back(ms_since(t0));
   }
   std::printf("containerd %s, %d pods (1 container each), %zu match the selector\n",
-              (*rt)->version().c_str(), pods, matched);
+              runtimes.front()->version().c_str(), pods, matched);
   print("RunPodSandbox+Create+Start (pod)", create);
-  print("resolve selector (all pods)", resolve);
+  for (size_t k = 0; k < runtimes.size(); ++k) {
+    const std::string what = "resolve selector, " + std::to_string(parallel[k]) + " at once";
+    print(what.c_str(), resolve[k]);
+  }
   print("get_pod (one pod)", get);
   return 0;
 }
