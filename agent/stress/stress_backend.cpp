@@ -41,7 +41,8 @@ struct StressBackend::Target {
   std::optional<StressorProcess> proc;
   std::string limit_text;
   bool released = false;
-  std::optional<std::string> lost;  // how the stressor ended, when it did on its own
+  std::optional<std::string> lost;      // how the stressor ended, when it did on its own
+  std::optional<ContainerWatch> watch;  // the container's main process
   // cpu
   double limit_cpus = 0;
   double target_cpus = 0;
@@ -229,6 +230,8 @@ Result<std::unique_ptr<StressBackend::Target>> StressBackend::start_cpu(
   t->container = c.name;
   t->key = resource_key(id, c.name);
   NQ_ASSIGN_OR_RETURN(t->cg, locate_cgroups(cgroups_, c));
+  NQ_ASSIGN_OR_RETURN(auto watch, ContainerWatch::open(c));
+  t->watch.emplace(std::move(watch));
   NQ_ASSIGN_OR_RETURN(CpuLimit limit, read_cpu_limit(t->cg));
   t->limit_cpus = limit.cpus(options_.node_cpus);
   t->limit_text = limit.quota_us
@@ -253,6 +256,8 @@ Result<std::unique_ptr<StressBackend::Target>> StressBackend::start_memory(
   t->container = c.name;
   t->key = resource_key(id, c.name);
   NQ_ASSIGN_OR_RETURN(t->cg, locate_cgroups(cgroups_, c));
+  NQ_ASSIGN_OR_RETURN(auto watch, ContainerWatch::open(c));
+  t->watch.emplace(std::move(watch));
   NQ_ASSIGN_OR_RETURN(MemoryLimit limit, read_memory_limit(t->cg));
   const char* limit_file = t->cg.v2 ? "memory.max" : "memory.limit_in_bytes";
   t->limit_text = limit ? format_bytes(*limit) + " (" + limit_file + ")"
@@ -377,7 +382,7 @@ core::Details StressBackend::observe(const std::string& id) const {
     if (inj.kind == core::FaultKind::kCpuStress) {
       d[p + "requested"] = percent(inj.requested_percent);
       d[p + "achieved"] =
-          t->achieved_cpus ? percent(*t->achieved_cpus / t->limit_cpus * 100) : "n/a";
+          t->achieved_cpus && !t->lost ? percent(*t->achieved_cpus / t->limit_cpus * 100) : "n/a";
       d[p + "duty"] = percent(t->duty * 100);
       d[p + "workers"] = std::to_string(t->workers);
     } else {
@@ -442,6 +447,21 @@ void StressBackend::release_all() {
   active_.clear();
 }
 
+void StressBackend::end_with_container(const std::string& id, Target& t) {
+  // A restarted container is a new container with a new cgroup; the
+  // stressor stays in the old one, which only it keeps alive now (the
+  // runtime's rmdir fails while it is there). Stressing the new container
+  // instead would act on a target nobody asked for -- often the restart is
+  // the experiment's outcome (OOM kill, failed liveness probe) -- so the
+  // stress ends here and says so; a new Apply stresses the new container.
+  t.lost = "container restarted or stopped (its process " + std::to_string(t.watch->pid()) +
+           " exited); the stressor was stopped and a new container is not stressed";
+  spdlog::warn("stress {}: container {}: {}", id, t.container, *t.lost);
+  if (Status st = stop_target(t); !st.ok())
+    spdlog::error("stress {}: stopping nq-stressor {}: {}", id, t.proc->pid(),
+                  st.error().message());
+}
+
 // ------------------------------------------------------------ the loop
 
 void StressBackend::loop() {
@@ -457,6 +477,13 @@ void StressBackend::tick() {
   for (auto& [id, inj] : active_) {
     for (auto& t : inj.targets) {
       if (t->lost || !t->proc) continue;
+      // Before the stressor's own exit: where the pod shares one pid
+      // namespace, the runtime kills the stressor with the container, and
+      // "killed by signal 9" would hide why.
+      if (t->watch && t->watch->exited()) {
+        end_with_container(id, *t);
+        continue;
+      }
       if (auto gone = t->proc->poll_exit()) {
         t->lost = *gone;
         spdlog::warn("stress {}: nq-stressor {} {}", id, t->proc->pid(), *gone);

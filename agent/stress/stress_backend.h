@@ -9,6 +9,11 @@
 // cgroup's total usage, workload plus stressor, is the requested share of the
 // container's limit. Memory stress holds the requested bytes, touched, with
 // the stressor as the OOM killer's first choice.
+//
+// A stressor belongs to one container instance. When that container's main
+// process exits -- the kubelet restarting it (a new container, new cgroup,
+// same pod) or stopping it -- the stressor is killed and the injection
+// reports the stress lost; the new container is not stressed (docs/stress.md).
 #pragma once
 
 #include <chrono>
@@ -24,6 +29,7 @@
 
 #include "agent/core/backend.h"
 #include "agent/runtime/cgroup.h"
+#include "agent/stress/container_watch.h"
 #include "agent/stress/limits.h"
 #include "agent/stress/stressor_process.h"
 
@@ -96,6 +102,8 @@ class StressBackend final : public core::WorkloadBackend {
   Status launch(Target& t, const std::string& id, core::FaultKind kind,
                 std::vector<std::string> args);
   Status stop_target(Target& t);
+  // The target container's main process exited: stop its stressor, say why.
+  void end_with_container(const std::string& id, Target& t);
   void loop();
   void tick();
 

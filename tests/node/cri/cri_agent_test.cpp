@@ -4,6 +4,7 @@
 // the pod deleted, containerd restarted, the agent killed -9, each in the
 // middle of an injection, each ending with nothing left behind.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +96,7 @@ class CriAgentTest : public CriSuite {
   // resolved info and the server's IP.
   struct Pair {
     runtime::PodInfo client;
+    PodHandle client_handle;
     std::string server_ip;
   };
   Pair client_server(const std::string& ns) {
@@ -105,6 +107,7 @@ class CriAgentTest : public CriSuite {
     Pair p;
     if (s.sandbox_id.empty() || c.sandbox_id.empty()) return p;
     p.client = resolve(ns, "client");
+    p.client_handle = c;
     p.server_ip = env().pod_ip(s.sandbox_id).value();
     // httpd may take a moment to listen.
     for (int i = 0; i < 100; ++i) {
@@ -285,6 +288,119 @@ TEST_F(CriAgentTest, ContainerdRestartMidInjection) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(relisted.ok()) << relisted.error_message();
+}
+
+// The inode of a network namespace file (/proc/PID/ns/net, /var/run/netns/x).
+ino_t netns_inode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+TEST_F(CriAgentTest, ContainerRestartKeepsTheNetworkFault) {
+  const std::string ns = ns_for("crnet");
+  Pair p = client_server(ns);
+  ASSERT_FALSE(p.server_ip.empty());
+  auto netns = Netns::open(p.client.netns_path);
+  ASSERT_TRUE(netns.ok());
+  auto before = capture_kernel_state(*netns);
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(
+      apply("cr-net", ns, "client", partition(v1::DIRECTION_BOTH, {{p.server_ip + "/32"}, {}}))
+          .ok())
+      << log_tail();
+  EXPECT_FALSE(connect_from(p.client.netns_path, p.server_ip, kPort, 1s).ok());
+
+  // The kubelet restarts the client's container: new container, new pid,
+  // same sandbox and so the same network namespace.
+  const pid_t old_pid = p.client.containers.at(0).pid;
+  auto new_id =
+      env().restart_container(p.client_handle.sandbox_id, p.client_handle.container_ids.at(0));
+  ASSERT_TRUE(new_id.ok()) << new_id.error().message();
+  runtime::PodInfo again = resolve(ns, "client");
+  ASSERT_EQ(again.containers.size(), 1u);
+  EXPECT_EQ(again.containers[0].id, *new_id);
+  ASSERT_GT(again.containers[0].pid, 0);
+  EXPECT_NE(again.containers[0].pid, old_pid);
+  EXPECT_EQ(again.netns_path, p.client.netns_path);
+  EXPECT_EQ(netns_inode("/proc/" + std::to_string(again.containers[0].pid) + "/ns/net"),
+            netns_inode(p.client.netns_path))
+      << "the new container joined the sandbox's netns";
+
+  // The fault holds for the new container: still listed, still cutting.
+  v1::ListResponse list;
+  ASSERT_TRUE(rpc(stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+  ASSERT_EQ(list.injections_size(), 1);
+  EXPECT_EQ(list.injections(0).state(), v1::INJECTION_STATE_ACTIVE);
+  EXPECT_FALSE(connect_from(again.netns_path, p.server_ip, kPort, 1s).ok())
+      << "connect went through the partition after the restart";
+
+  ASSERT_TRUE(revert("cr-net").ok());
+  EXPECT_TRUE(connect_from(again.netns_path, p.server_ip, kPort).ok());
+  auto after = capture_kernel_state(*netns);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(diff(*before, *after), "");
+}
+
+TEST_F(CriAgentTest, ContainerRestartReportsTheStressLost) {
+  const std::string ns = ns_for("crcpu");
+  PodSpec spec = labeled_pod(ns, "busy");
+  spec.containers = {ContainerSpec{"app", {"sleep", "3600"}, 100000}};  // 1 CPU
+  PodHandle h = run(spec);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(env().prioritize_cpu().ok());
+  const runtime::ContainerInfo old = resolve(ns, "busy").containers.at(0);
+  auto old_dir = cgroup_dir(old);
+  ASSERT_TRUE(old_dir.ok()) << old_dir.error().message();
+
+  ASSERT_TRUE(apply("cr-cpu", ns, "busy", cpu(50)).ok()) << log_tail();
+  auto pids = cgroup_pids(old);
+  ASSERT_TRUE(pids.ok());
+  pid_t stressor = 0;
+  for (pid_t p : *pids)
+    if (p != old.pid) stressor = p;
+  ASSERT_GT(stressor, 0) << "the stressor runs in the container's cgroup";
+
+  auto new_id = env().restart_container(h.sandbox_id, h.container_ids.at(0));
+  ASSERT_TRUE(new_id.ok()) << new_id.error().message();
+
+  // Within a few of the backend's ticks: reported lost, stressor gone.
+  std::string state;
+  for (int i = 0; i < 100 && !state.starts_with("lost: "); ++i) {
+    std::this_thread::sleep_for(50ms);
+    v1::ListResponse list;
+    ASSERT_TRUE(rpc(stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+    ASSERT_EQ(list.injections_size(), 1);
+    auto it = list.injections(0).details().find("stressor");
+    state = it == list.injections(0).details().end() ? "" : it->second;
+  }
+  EXPECT_TRUE(state.starts_with("lost: container restarted")) << state;
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(stressor)))
+      << "nq-stressor " << stressor << " still runs";
+
+  // The new container runs unstressed, alone in its new cgroup.
+  const runtime::ContainerInfo now = resolve(ns, "busy").containers.at(0);
+  EXPECT_EQ(now.id, *new_id);
+  ASSERT_GT(now.pid, 0);
+  EXPECT_NE(cgroup_dir(now).value(), *old_dir);
+  pids = cgroup_pids(now);
+  ASSERT_TRUE(pids.ok());
+  EXPECT_EQ(*pids, std::vector<pid_t>{now.pid});
+  auto usage = cpu_percent(now, 1s);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_LT(*usage, 5.0);
+  // With the stressor out, nothing holds the old container's cgroup.
+  bool old_gone = false;
+  for (int i = 0; i < 100 && !old_gone; ++i) {
+    old_gone = !std::filesystem::exists(*old_dir);
+    if (!old_gone) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(old_gone) << *old_dir << " is left behind";
+
+  // Revert only confirms; nothing is listed after.
+  ASSERT_TRUE(revert("cr-cpu").ok());
+  EXPECT_EQ(active(), 0);
+  const std::string log = log_tail(100000);
+  EXPECT_EQ(log.find("[error]"), std::string::npos) << log;
 }
 
 TEST_F(CriAgentTest, AgentKilledMidInjection) {

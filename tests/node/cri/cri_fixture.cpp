@@ -121,12 +121,16 @@ Result<double> cpu_percent(const runtime::ContainerInfo& container,
   return 100.0 * static_cast<double>(after - before) / elapsed;
 }
 
-Result<std::vector<pid_t>> cgroup_pids(const runtime::ContainerInfo& container) {
+Result<std::filesystem::path> cgroup_dir(const runtime::ContainerInfo& container) {
   NQ_ASSIGN_OR_RETURN(auto fs, runtime::CgroupFs::discover());
   auto dir = fs.dir_for(container.cgroups, "pids");
   if (!dir.ok()) dir = fs.dir_for(container.cgroups, "");
-  if (!dir.ok()) return std::move(dir).error();
-  return runtime::read_cgroup_procs(*dir);
+  return dir;
+}
+
+Result<std::vector<pid_t>> cgroup_pids(const runtime::ContainerInfo& container) {
+  NQ_ASSIGN_OR_RETURN(auto dir, cgroup_dir(container));
+  return runtime::read_cgroup_procs(dir);
 }
 
 }  // namespace nq::testing

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,7 +54,9 @@ Status connect_from(const std::string& netns_path, const std::string& ip, uint16
 Result<double> cpu_percent(const runtime::ContainerInfo& container,
                            std::chrono::milliseconds window);
 
-// The pids in the container's cgroup (v1 pids hierarchy or v2).
+// The container's cgroup directory (v1 pids hierarchy or v2).
+Result<std::filesystem::path> cgroup_dir(const runtime::ContainerInfo& container);
+// The pids in it.
 Result<std::vector<pid_t>> cgroup_pids(const runtime::ContainerInfo& container);
 
 }  // namespace nq::testing

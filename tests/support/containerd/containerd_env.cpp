@@ -295,6 +295,8 @@ Result<PodHandle> ContainerdEnv::run_pod(const PodSpec& spec) {
     return from_grpc_status(st, "RunPodSandbox " + spec.namespace_name + "/" + spec.name);
   PodHandle handle;
   handle.sandbox_id = rresp.pod_sandbox_id();
+  PodConfigs& recorded = configs_[handle.sandbox_id];
+  recorded.sandbox = config;
 
   // Remember the netns: if containerd dies with the pod, the teardown
   // still finds it.
@@ -337,8 +339,50 @@ Result<PodHandle> ContainerdEnv::run_pod(const PodSpec& spec) {
     if (grpc::Status st = stub_->StartContainer(ctx().get(), sreq, &sresp); !st.ok())
       return from_grpc_status(st, "StartContainer " + spec.name + "/" + c.name);
     handle.container_ids.push_back(cresp.container_id());
+    recorded.containers[cresp.container_id()] = *cc;
   }
   return handle;
+}
+
+Result<std::string> ContainerdEnv::restart_container(const std::string& sandbox_id,
+                                                     const std::string& container_id) {
+  if (!stub_) return Error::failed_precondition("containerd is not running");
+  auto pod = configs_.find(sandbox_id);
+  if (pod == configs_.end()) return Error::not_found("sandbox " + sandbox_id + " was not run here");
+  auto old = pod->second.containers.find(container_id);
+  if (old == pod->second.containers.end())
+    return Error::not_found("container " + container_id + " is not of sandbox " + sandbox_id);
+  criv1::ContainerConfig config = old->second;
+
+  criv1::StopContainerRequest stop;
+  stop.set_container_id(container_id);
+  stop.set_timeout(0);  // SIGKILL: busybox as pid 1 ignores SIGTERM anyway
+  criv1::StopContainerResponse stopped;
+  if (grpc::Status st = stub_->StopContainer(ctx().get(), stop, &stopped); !st.ok())
+    return from_grpc_status(st, "StopContainer " + container_id);
+  criv1::RemoveContainerRequest rm;
+  rm.set_container_id(container_id);
+  criv1::RemoveContainerResponse removed;
+  if (grpc::Status st = stub_->RemoveContainer(ctx().get(), rm, &removed); !st.ok())
+    return from_grpc_status(st, "RemoveContainer " + container_id);
+  pod->second.containers.erase(old);
+
+  config.mutable_metadata()->set_attempt(config.metadata().attempt() + 1);
+  criv1::CreateContainerRequest create;
+  create.set_pod_sandbox_id(sandbox_id);
+  *create.mutable_sandbox_config() = pod->second.sandbox;
+  *create.mutable_config() = config;
+  criv1::CreateContainerResponse created;
+  if (grpc::Status st = stub_->CreateContainer(ctx().get(), create, &created); !st.ok())
+    return from_grpc_status(st, "CreateContainer " + config.metadata().name() + " (attempt " +
+                                    std::to_string(config.metadata().attempt()) + ")");
+  criv1::StartContainerRequest start;
+  start.set_container_id(created.container_id());
+  criv1::StartContainerResponse started;
+  if (grpc::Status st = stub_->StartContainer(ctx().get(), start, &started); !st.ok())
+    return from_grpc_status(st, "StartContainer " + created.container_id());
+  pod->second.containers[created.container_id()] = config;
+  return created.container_id();
 }
 
 Status ContainerdEnv::remove_pod(const std::string& sandbox_id) {
@@ -353,6 +397,7 @@ Status ContainerdEnv::remove_pod(const std::string& sandbox_id) {
   criv1::RemovePodSandboxResponse rresp;
   if (grpc::Status st = stub_->RemovePodSandbox(ctx().get(), rreq, &rresp); !st.ok())
     return from_grpc_status(st, "RemovePodSandbox " + sandbox_id);
+  configs_.erase(sandbox_id);
   return ok();
 }
 

@@ -78,6 +78,11 @@ class ContainerdEnv {
   Result<PodHandle> run_pod(const PodSpec& spec);
   // StopPodSandbox + RemovePodSandbox (its containers go with it).
   Status remove_pod(const std::string& sandbox_id);
+  // What a kubelet does when a container dies and is restarted: StopContainer
+  // (SIGKILL, no grace), RemoveContainer, then CreateContainer with the same
+  // config and the next attempt number, StartContainer. The new container's id.
+  Result<std::string> restart_container(const std::string& sandbox_id,
+                                        const std::string& container_id);
   // Every sandbox this containerd knows.
   Result<std::vector<criv1::PodSandbox>> list_sandboxes();
   // The IP the CNI gave the pod.
@@ -118,6 +123,12 @@ class ContainerdEnv {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<criv1::RuntimeService::Stub> stub_;
   std::vector<std::string> netns_paths_;  // every pod netns seen, removed at the end
+  // What restart_container recreates a container from.
+  struct PodConfigs {
+    criv1::PodSandboxConfig sandbox;
+    std::map<std::string, criv1::ContainerConfig> containers;  // by container id
+  };
+  std::map<std::string, PodConfigs> configs_;  // by sandbox id
 };
 
 }  // namespace nq::testing
