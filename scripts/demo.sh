@@ -46,7 +46,7 @@ export NQ_CONTROLLER=unix://$work/controller.sock
 export NQ_TOKEN_FILE=$work/operator.token
 export NQ_KILLSWITCH_URL=http://$killswitch
 export NQ_KILLSWITCH_TOKEN_FILE=$work/killswitch.token
-agent_pid= load_pid= prom_pid= ctl_pid=
+agent_pid='' load_pid='' prom_pid='' ctl_pid=''
 
 nqctl() { "$bin/nqctl" "$@"; }
 agent() { "$bin/nqctl" agent --agent "unix://$sock" "$@"; }
@@ -271,7 +271,10 @@ stop_pid "$prom_pid"; prom_pid=
 stop_pid "$agent_pid"; agent_pid=
 tail -n 2 "$work/agent.log"
 nqctl sandbox down --all
-left=$( (ls /run/netns 2>/dev/null | grep '^nqdemo-'; ls -d /sys/fs/cgroup/*/nodequake-demo 2>/dev/null) || true)
+left=
+for f in /run/netns/nqdemo-* /sys/fs/cgroup/*/nodequake-demo; do
+  [[ -e $f ]] && left+="$f "
+done
 
 step "What was injected, what was measured"
 echo "injected (workflow $workflow, experiment $id): $fault for 30 s, then CPU stress 80 % on graphql-gateway for 30 s;"
