@@ -258,6 +258,20 @@ Status verify(Bench& b, const std::string& id, size_t want, bool engaged) {
   return ok();
 }
 
+// Whether every agent holds no injection and has its kill switch engaged
+// (one List each, through its Unix socket).
+Result<bool> all_reverted(Bench& b) {
+  for (auto& n : b.cluster.nodes()) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    v1::ListResponse list;
+    grpc::Status st = n.agent->stub().List(&ctx, v1::ListRequest{}, &list);
+    if (!st.ok()) return Error::internal("List on " + n.name + ": " + st.error_message());
+    if (list.injections_size() > 0 || !list.killswitch().engaged()) return false;
+  }
+  return true;
+}
+
 Result<FanoutRun> one_run(Bench& b) {
   const size_t n = b.cluster.nodes().size();
   FanoutRun run;
@@ -294,19 +308,35 @@ Result<FanoutRun> one_run(Bench& b) {
     return Error::internal("kill switch engage: HTTP " + std::to_string(engaged.status) + " " +
                            engaged.body);
   const auto j = nlohmann::json::parse(engaged.body, nullptr, false);
-  if (j.is_discarded() || !j.value("complete", false) || !j.contains("agents") ||
-      j["agents"].size() != n)
-    return Error::internal("kill switch engage incomplete: " + engaged.body);
+  if (j.is_discarded() || !j.contains("agents") || j["agents"].size() != n)
+    return Error::internal("kill switch engage: not every agent in the answer: " + engaged.body);
   // An agent's `reverted` may be 0: the stopped run reverts its injections
-  // itself at the same time, and whichever reaches the agent first wins. What
-  // counts is that every agent answered and nothing is left (verify below).
+  // itself at the same time, and whichever reaches the agent first wins. An
+  // agent may also miss the controller's kill-switch deadline and go on
+  // reverting: then the agents are polled until nothing is left.
   for (const auto& a : j["agents"]) {
-    if (!a.value("ok", false))
-      return Error::internal("kill switch on " + a.value("agent", std::string("?")) + ": " +
-                             a.dump());
+    if (!a.value("ok", false)) {
+      const std::string err = a.value("error", std::string());
+      if (err.find("Deadline Exceeded") == std::string::npos)
+        return Error::internal("kill switch on " + a.value("agent", std::string("?")) + ": " +
+                               a.dump());
+      run.agents_late += 1;
+    }
     run.slowest_agent_ms = std::max(run.slowest_agent_ms, a.value("took_ms", 0.0));
   }
   run.killswitch_controller_ms = j.value("took_ms", 0.0);
+  if (j.value("complete", false)) {
+    run.all_reverted_ms = run.killswitch_ms;
+  } else {
+    for (;;) {
+      NQ_ASSIGN_OR_RETURN(bool done, all_reverted(b));
+      if (done) break;
+      if (ms_since(t1) > 30'000)
+        return Error::status(Code::kDeadlineExceeded,
+                             "agents not reverted 30 s after the kill switch");
+    }
+    run.all_reverted_ms = ms_since(t1);
+  }
   NQ_TRY(verify(b, id, 0, true));
 
   const auto t2 = SteadyClock::now();
@@ -351,6 +381,19 @@ Result<GroupMemory> memory_of(const std::vector<pid_t>& pids) {
     g.pss_kib += pss;
   }
   return g;
+}
+
+// utime + stime of the processes, in milliseconds.
+Result<double> cpu_ms(const std::vector<pid_t>& pids) {
+  uint64_t ticks = 0;
+  for (pid_t pid : pids) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::stringstream text;
+    text << in.rdbuf();
+    NQ_ASSIGN_OR_RETURN(uint64_t t, parse_stat_cpu_ticks(text.str()));
+    ticks += t;
+  }
+  return static_cast<double>(ticks) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 Result<BenchPod> bench_pod(const FanoutNode& n, const std::string& ns) {
@@ -416,22 +459,32 @@ Result<FanoutReport> run(const Options& o, const StopSignals& stop, const fs::pa
   report.verified_agents = o.agents;
   report.verified_pods = sample;
 
+  std::vector<pid_t> agents;
+  for (auto& n : cluster.nodes()) agents.push_back(n.agent->pid());
+  const std::vector<pid_t> controller = {cluster.controller_pid()};
+  double agents_cpu = 0, controller_cpu = 0;
   report.load_before = load_average();
   for (int i = 0; i < o.warmup + o.runs; ++i) {
     NQ_TRY(stop.check());
+    if (i == o.warmup) {
+      NQ_ASSIGN_OR_RETURN(agents_cpu, cpu_ms(agents));
+      NQ_ASSIGN_OR_RETURN(controller_cpu, cpu_ms(controller));
+    }
     auto r = one_run(b);
     if (!r.ok()) return std::move(r).error().wrapped("run " + std::to_string(i));
     (i < o.warmup ? report.cold : report.measured).push_back(*r);
     progress("run " + std::to_string(i) + (i < o.warmup ? " (warm-up)" : "") +
              ": apply all acked " + format_ms(r->apply_all_acked_ms) + ", kill switch " +
-             format_ms(r->killswitch_ms));
+             format_ms(r->killswitch_ms) + ", all reverted " + format_ms(r->all_reverted_ms) +
+             " (" + std::to_string(static_cast<int>(r->agents_late)) + " agents late)");
   }
   report.load_after = load_average();
-
-  std::vector<pid_t> agents;
-  for (auto& n : cluster.nodes()) agents.push_back(n.agent->pid());
+  NQ_ASSIGN_OR_RETURN(const double agents_cpu_after, cpu_ms(agents));
+  NQ_ASSIGN_OR_RETURN(const double controller_cpu_after, cpu_ms(controller));
+  report.agents_cpu_ms_per_run = (agents_cpu_after - agents_cpu) / o.runs;
+  report.controller_cpu_ms_per_run = (controller_cpu_after - controller_cpu) / o.runs;
   NQ_ASSIGN_OR_RETURN(report.agents_memory, memory_of(agents));
-  NQ_ASSIGN_OR_RETURN(report.controller_memory, memory_of({cluster.controller_pid()}));
+  NQ_ASSIGN_OR_RETURN(report.controller_memory, memory_of(controller));
 
   b.probes.clear();  // their netns handles, before the pods go
   progress("taking the cluster down");

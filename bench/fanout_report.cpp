@@ -23,6 +23,7 @@ struct Line {
   const char* name;
   const char* key;  // in the JSON's "figures"
   double FanoutRun::*pick;
+  bool count = false;  // a number of agents, not milliseconds
 };
 
 // The rows of the table, headline figures first.
@@ -30,9 +31,11 @@ constexpr Line kLines[] = {
     {"apply, all acked", "apply_all_acked", &FanoutRun::apply_all_acked_ms},
     {"  submit", "submit", &FanoutRun::submit_ms},
     {"  until injecting", "until_injecting", &FanoutRun::selecting_ms},
-    {"kill switch", "kill_switch", &FanoutRun::killswitch_ms},
+    {"kill switch, all reverted", "kill_switch_all_reverted", &FanoutRun::all_reverted_ms},
+    {"  HTTP answer", "kill_switch", &FanoutRun::killswitch_ms},
     {"  controller took", "killswitch_controller_took", &FanoutRun::killswitch_controller_ms},
     {"  slowest agent", "killswitch_slowest_agent", &FanoutRun::slowest_agent_ms},
+    {"  agents past deadline", "killswitch_agents_late", &FanoutRun::agents_late, true},
     {"release", "release", &FanoutRun::release_ms},
 };
 
@@ -82,6 +85,35 @@ Result<uint64_t> parse_smaps_rollup_pss(std::string_view text) {
   return Error::invalid_argument("smaps_rollup.Pss", "missing");
 }
 
+Result<uint64_t> parse_stat_cpu_ticks(std::string_view text) {
+  // The command (field 2) is in parentheses and may hold spaces: count the
+  // fields after its closing one. Field 3 (state) comes first.
+  const size_t paren = text.rfind(')');
+  if (paren == std::string_view::npos) return Error::invalid_argument("stat", "no command field");
+  std::vector<uint64_t> fields;
+  std::string_view rest = text.substr(paren + 1);
+  size_t i = 0;
+  int field = 2;
+  while (i < rest.size() && field < 15) {
+    while (i < rest.size() && rest[i] == ' ') ++i;
+    const size_t start = i;
+    while (i < rest.size() && rest[i] != ' ' && rest[i] != '\n') ++i;
+    if (start == i) break;
+    ++field;
+    if (field == 14 || field == 15) {
+      uint64_t v = 0;
+      for (char c : rest.substr(start, i - start)) {
+        if (c < '0' || c > '9')
+          return Error::invalid_argument(field == 14 ? "stat.utime" : "stat.stime", "not a number");
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      fields.push_back(v);
+    }
+  }
+  if (fields.size() != 2) return Error::invalid_argument("stat.utime", "missing");
+  return fields[0] + fields[1];
+}
+
 std::vector<double> column(const std::vector<FanoutRun>& runs, double FanoutRun::*pick) {
   std::vector<double> out;
   out.reserve(runs.size());
@@ -92,7 +124,7 @@ std::vector<double> column(const std::vector<FanoutRun>& runs, double FanoutRun:
 bool goal_met(const FanoutReport& r, const FanoutGoals& g) {
   if (r.measured.empty()) return false;
   const Summary apply = traffic::summarize(column(r.measured, &FanoutRun::apply_all_acked_ms));
-  const Summary ks = traffic::summarize(column(r.measured, &FanoutRun::killswitch_ms));
+  const Summary ks = traffic::summarize(column(r.measured, &FanoutRun::all_reverted_ms));
   return apply.p99 <= g.max_ms && ks.p99 <= g.max_ms;
 }
 
@@ -103,18 +135,24 @@ std::string render_fanout_table(const FanoutReport& r, const FanoutGoals& g) {
   out += "fault: " + r.fault + "\n";
   out += printf_string("set-up %.1f s; load average %.2f at start, %.2f at end\n\n", r.setup_s,
                        r.load_before, r.load_after);
-  out += printf_string("%-20s %-10s %-10s %-10s %s\n", "figure", "p50", "p99", "max", "cold");
+  out += printf_string("%-27s %-10s %-10s %-10s %s\n", "figure", "p50", "p99", "max", "cold");
   for (const Line& l : kLines) {
     const Summary s = traffic::summarize(column(r.measured, l.pick));
+    const auto fmt = [&](double v) { return l.count ? printf_string("%.0f", v) : format_ms(v); };
     std::string cold;
-    for (const FanoutRun& c : r.cold) cold += (cold.empty() ? "" : ", ") + format_ms(c.*l.pick);
-    out += printf_string("%-20s %-10s %-10s %-10s %s\n", l.name, format_ms(s.p50).c_str(),
-                         format_ms(s.p99).c_str(), format_ms(s.max).c_str(), cold.c_str());
+    for (const FanoutRun& c : r.cold) cold += (cold.empty() ? "" : ", ") + fmt(c.*l.pick);
+    out += printf_string("%-27s %-10s %-10s %-10s %s\n", l.name, fmt(s.p50).c_str(),
+                         fmt(s.p99).c_str(), fmt(s.max).c_str(), cold.c_str());
   }
   const Summary apply = traffic::summarize(column(r.measured, &FanoutRun::apply_all_acked_ms));
-  const Summary ks = traffic::summarize(column(r.measured, &FanoutRun::killswitch_ms));
+  const Summary ks = traffic::summarize(column(r.measured, &FanoutRun::all_reverted_ms));
   out += printf_string("\n%d agents: %s\n", r.agents, memory_line(r.agents_memory).c_str());
   out += "controller: " + memory_line(r.controller_memory) + "\n";
+  out += printf_string(
+      "CPU per run (apply + kill switch + release): agents %.0f ms in total (%.1f ms each), "
+      "controller %.0f ms; %d CPUs\n",
+      r.agents_cpu_ms_per_run, r.agents > 0 ? r.agents_cpu_ms_per_run / r.agents : 0.0,
+      r.controller_cpu_ms_per_run, r.cpus);
   out += printf_string(
       "verified: %d checks, all passed (List on %d agents after every apply and kill switch; "
       "qdiscs of %d sampled pods in the kernel)\n",
@@ -134,6 +172,7 @@ nlohmann::json fanout_to_json(const FanoutReport& r, const FanoutGoals& g) {
   for (const FanoutRun& c : r.cold)
     cold.push_back({{"apply_all_acked_ms", c.apply_all_acked_ms},
                     {"killswitch_ms", c.killswitch_ms},
+                    {"all_reverted_ms", c.all_reverted_ms},
                     {"release_ms", c.release_ms}});
   std::vector<nlohmann::json> raw;
   for (const FanoutRun& m : r.measured)
@@ -141,6 +180,8 @@ nlohmann::json fanout_to_json(const FanoutReport& r, const FanoutGoals& g) {
                    {"submit_ms", m.submit_ms},
                    {"selecting_ms", m.selecting_ms},
                    {"killswitch_ms", m.killswitch_ms},
+                   {"all_reverted_ms", m.all_reverted_ms},
+                   {"agents_late", m.agents_late},
                    {"killswitch_controller_ms", m.killswitch_controller_ms},
                    {"slowest_agent_ms", m.slowest_agent_ms},
                    {"release_ms", m.release_ms}});
@@ -159,6 +200,8 @@ nlohmann::json fanout_to_json(const FanoutReport& r, const FanoutGoals& g) {
           {"runs_raw", raw},
           {"agents_memory", memory_json(r.agents_memory)},
           {"controller_memory", memory_json(r.controller_memory)},
+          {"cpu_ms_per_run",
+           {{"agents", r.agents_cpu_ms_per_run}, {"controller", r.controller_cpu_ms_per_run}}},
           {"verified",
            {{"agents", r.verified_agents}, {"pods", r.verified_pods}, {"checks", r.verifications}}},
           {"goal", {{"max_ms", g.max_ms}, {"met", goal_met(r, g)}}}};

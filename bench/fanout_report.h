@@ -21,8 +21,13 @@ struct FanoutRun {
   double apply_all_acked_ms = 0;
   double submit_ms = 0;     // the Submit RPC (or the nqctl process) alone
   double selecting_ms = 0;  // submit until the phase left "selecting" (as polled)
-  // POST /v1/killswitch until its answer: every agent has reverted.
+  // POST /v1/killswitch until its answer (every agent's outcome, or its
+  // 800 ms deadline for the agents that had not answered yet).
   double killswitch_ms = 0;
+  // POST until every agent's List shows nothing left and its kill switch
+  // engaged: the answer when it was complete, else polled after it.
+  double all_reverted_ms = 0;
+  double agents_late = 0;               // agents past the controller's kill-switch deadline
   double killswitch_controller_ms = 0;  // the controller's own took_ms
   double slowest_agent_ms = 0;          // the slowest agent's RevertAll (took_ms)
   double release_ms = 0;                // DELETE /v1/killswitch
@@ -38,12 +43,16 @@ struct GroupMemory {
   uint64_t anon_kib = 0;
 };
 
+// utime + stime of /proc/PID/stat (fields 14 and 15), in clock ticks;
+// InvalidArgument when the text has no such fields.
+Result<uint64_t> parse_stat_cpu_ticks(std::string_view text);
+
 // The "Pss:" line of /proc/PID/smaps_rollup, in KiB; InvalidArgument naming
 // the field when it is missing.
 Result<uint64_t> parse_smaps_rollup_pss(std::string_view text);
 
 struct FanoutGoals {
-  double max_ms = 1000;  // both apply-all-acked and kill switch, at p99
+  double max_ms = 1000;  // both apply-all-acked and kill switch (all reverted), at p99
 };
 
 struct FanoutReport {
@@ -60,6 +69,11 @@ struct FanoutReport {
   std::vector<FanoutRun> measured;
   GroupMemory agents_memory;  // after the runs
   GroupMemory controller_memory;
+  // CPU time (user + system) per measured run, summed over the agents and of
+  // the controller: on a machine with few cores the agents' CPU bounds the
+  // fan-out, whatever the controller does.
+  double agents_cpu_ms_per_run = 0;
+  double controller_cpu_ms_per_run = 0;
   // Agents whose List was checked after every apply and kill switch, and the
   // sampled pods whose qdiscs were checked in the kernel.
   int verified_agents = 0;

@@ -25,6 +25,16 @@ TEST(SmapsRollup, MissingPssNamesTheField) {
   EXPECT_NE(pss.error().message().find("smaps_rollup.Pss"), std::string::npos);
 }
 
+TEST(ProcStat, UtimePlusStimeAfterACommandWithSpaces) {
+  // Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+  //         utime stime ...
+  auto t =
+      parse_stat_cpu_ticks("42 (node agent) S 1 42 42 0 -1 4194560 10 0 0 0 120 35 0 0 20 0\n");
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  EXPECT_EQ(*t, 155u);
+  EXPECT_FALSE(parse_stat_cpu_ticks("42 (x) S 1 2").ok());
+}
+
 FanoutReport report_with(std::vector<double> apply, std::vector<double> ks) {
   FanoutReport r;
   r.agents = 100;
@@ -32,11 +42,12 @@ FanoutReport report_with(std::vector<double> apply, std::vector<double> ks) {
   r.warmup = 1;
   r.submit_via = "api";
   r.fault = "bandwidth";
-  r.cold.push_back({2500, 1, 5, 900, 880, 40, 30});
+  r.cold.push_back({2500, 1, 5, 900, 900, 0, 880, 40, 30});
   for (size_t i = 0; i < apply.size(); ++i) {
     FanoutRun run;
     run.apply_all_acked_ms = apply[i];
     run.killswitch_ms = ks[i];
+    run.all_reverted_ms = ks[i];
     r.measured.push_back(run);
   }
   r.agents_memory = {100, 100 * 19 * 1024, 100 * 4 * 1024, 100 * 2 * 1024};
@@ -59,7 +70,7 @@ TEST(FanoutReport, GoalIsAboutTheP99OfBothFigures) {
 
 TEST(FanoutReport, ColumnPicksTheField) {
   auto r = report_with({1, 2, 3}, {4, 5, 6});
-  EXPECT_EQ(column(r.measured, &FanoutRun::killswitch_ms), (std::vector<double>{4, 5, 6}));
+  EXPECT_EQ(column(r.measured, &FanoutRun::all_reverted_ms), (std::vector<double>{4, 5, 6}));
 }
 
 TEST(FanoutReport, TableAndJsonCarryTheHeadlineFiguresAndTheColdRun) {
@@ -76,7 +87,7 @@ TEST(FanoutReport, TableAndJsonCarryTheHeadlineFiguresAndTheColdRun) {
 
   const auto j = fanout_to_json(r, g);
   EXPECT_DOUBLE_EQ(j["figures"]["apply_all_acked"]["p50_ms"].get<double>(), 200);
-  EXPECT_DOUBLE_EQ(j["figures"]["kill_switch"]["p99_ms"].get<double>(), 700);
+  EXPECT_DOUBLE_EQ(j["figures"]["kill_switch_all_reverted"]["p99_ms"].get<double>(), 700);
   EXPECT_EQ(j["cold"].size(), 1u);
   EXPECT_EQ(j["runs_raw"].size(), 3u);
   EXPECT_TRUE(j["goal"]["met"].get<bool>());
