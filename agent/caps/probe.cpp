@@ -5,16 +5,21 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/pkt_sched.h>
+#include <net/if.h>
 #include <netlink/route/qdisc/htb.h>
 #include <netlink/route/qdisc/netem.h>
 #include <netlink/route/qdisc/tbf.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
 
+#include "agent/caps/modules.h"
 #include "agent/net/links.h"
 #include "agent/net/netlink.h"
 #include "common/fd.h"
@@ -134,9 +139,28 @@ Capability try_tcx(int ifindex) {
   return {"bpf_tcx", true, "attached a sched_cls program to lo with a TCX link in a scratch netns"};
 }
 
+// The delay line's TAP: a non-persistent one in the scratch netns, gone
+// with its fd.
+Capability try_tun() {
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+  if (!fd) {
+    const int err = errno;
+    return {"tun", false, "open /dev/net/tun failed (" + errno_name(err) + ")"};
+  }
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::strncpy(ifr.ifr_name, "nqprobe-tap%d", IFNAMSIZ - 1);
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
+    const int err = errno;
+    return {"tun", false, "TUNSETIFF (a TAP) failed (" + errno_name(err) + ")"};
+  }
+  return {"tun", true, "created a TAP device in a scratch netns"};
+}
+
 std::vector<Capability> all_missing(const std::string& why) {
   std::vector<Capability> out;
-  for (const char* name : {"sch_netem", "sch_tbf", "sch_htb", "sch_clsact", "ifb", "bpf_tcx"})
+  for (const char* name :
+       {"sch_netem", "sch_tbf", "sch_htb", "sch_clsact", "ifb", "bpf_tcx", "tun"})
     out.push_back({name, false, why});
   return out;
 }
@@ -154,6 +178,24 @@ std::vector<Capability> probe_network_here() {
   out.push_back(try_clsact(*sock, *lo));
   out.push_back(try_ifb(*sock));
   out.push_back(try_tcx(*lo));
+  out.push_back(try_tun());
+  return out;
+}
+
+std::vector<Capability> probe_network_once() {
+  std::vector<Capability> out;
+  // unshare() moves only this thread into the new namespace; when it exits the
+  // namespace and everything created in it (qdiscs, the ifb, the TCX link) go away.
+  std::thread worker([&out] {
+    if (::unshare(CLONE_NEWNET) < 0) {
+      const int err = errno;
+      out = all_missing("could not create a scratch network namespace to probe in (" +
+                        errno_name(err) + ")");
+      return;
+    }
+    out = probe_network_here();
+  });
+  worker.join();
   return out;
 }
 
@@ -210,19 +252,20 @@ Capability bpf_lsm(const Capability& lsm_prog) {
 }  // namespace
 
 std::vector<Capability> probe_network() {
-  std::vector<Capability> out;
-  // unshare() moves only this thread into the new namespace; when it exits the
-  // namespace and everything created in it (qdiscs, the ifb, the TCX link) go away.
-  std::thread worker([&out] {
-    if (::unshare(CLONE_NEWNET) < 0) {
-      const int err = errno;
-      out = all_missing("could not create a scratch network namespace to probe in (" +
-                        errno_name(err) + ")");
-      return;
-    }
-    out = probe_network_here();
-  });
-  worker.join();
+  std::vector<Capability> out = probe_network_once();
+  auto netem = std::find_if(out.begin(), out.end(),
+                            [](const Capability& c) { return c.name == "sch_netem"; });
+  if (netem == out.end() || netem->available) return out;
+  // A node with sch_netem on disk but not loaded gets netem rather than the
+  // delay line. Only a file on a mounted module tree is tried: one syscall.
+  ModuleLoad load = load_kernel_module("sch_netem");
+  if (load.loaded) {
+    out = probe_network_once();
+    for (Capability& c : out)
+      if (c.name == "sch_netem") c.detail += " (" + load.detail + ")";
+    return out;
+  }
+  netem->detail += "; not loadable: " + load.detail;
   return out;
 }
 

@@ -24,6 +24,9 @@ struct Capability {
 //   network namespace; ifb: create an ifb device there; bpf_tcx: attach a
 //   trivial sched_cls program to lo with a TCX link. The namespace lives on a
 //   thread of its own and vanishes with it, so there is nothing to clean up.
+//   tun: a non-persistent TAP there (the delay line's). A missing sch_netem
+//   is loaded from the host's module tree when it is there
+//   (agent/caps/modules.h), else its detail says why not.
 // - bpf_prog_sched_cls, bpf_prog_cgroup_skb, bpf_prog_lsm: libbpf's probe;
 //   bpf_lsm: the lsm program type plus "bpf" in /sys/kernel/security/lsm.
 // - cgroup_v1.<controller>, cgroup_v2, cgroup_v2.<controller>: /proc/self/mountinfo

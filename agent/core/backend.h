@@ -33,6 +33,8 @@ class NetworkBackend {
                                 const runtime::PodInfo& pod) = 0;
   // A vanished namespace or device counts as reverted.
   virtual Status revert(const std::string& id) = 0;
+  // Live facts for List (a delay line's frames, held, lateness); empty if none.
+  virtual Details observe(const std::string& /*id*/) const { return {}; }
   // Start-up: remove what an earlier incarnation left on one link.
   virtual Status reconcile(const nodequake::v1::journal::LinkOwned& link) = 0;
   // Housekeeping (called from the expiry loop): drop what no fault needs

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "agent/core/spec_engine.h"
 #include "common/duration.h"
 
 namespace nq::core {
@@ -251,6 +252,11 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
       return Error::failed_precondition(std::string(kind_name(kind)) +
                                         " faults are not enabled on this agent");
   }
+  if (auto* net = std::get_if<NetworkFault>(&v.fault)) {
+    // netem's engine (sch_netem or the eBPF delay line) decides which kernel
+    // features the fault needs, so it is chosen before they are checked.
+    NQ_TRY(resolve_engine(*net, engine_availability(caps_)));
+  }
   for (const auto& [cap, what] : required_capabilities(v.fault)) NQ_TRY(caps_.require(cap, what));
 
   auto pod = runtime_.get_pod(v.pod_namespace, v.pod_name);
@@ -316,6 +322,11 @@ Result<v1::ApplyResponse> InjectionManager::apply(const v1::ApplyRequest& reques
                                               pod->key());
   }
   info.mutable_details()->insert(details->begin(), details->end());
+  if (kind == FaultKind::kNetem) {
+    const auto& net = std::get<NetworkFault>(v.fault);
+    (*info.mutable_details())["engine"] = std::string(engine_name(net.engine));
+    (*info.mutable_details())["engine_reason"] = net.engine_reason;
+  }
   v1::ApplyResponse resp;
   *resp.mutable_injection() = info;
   resp.set_created(true);
@@ -384,6 +395,8 @@ v1::ListResponse InjectionManager::list() const {
     *info = a.info;
     if (WorkloadBackend* workload = backend_for(a.kind); workload != nullptr) {
       for (auto& [k, val] : workload->observe(id)) (*info->mutable_details())[k] = val;
+    } else if (is_network_kind(a.kind)) {
+      for (auto& [k, val] : network_.observe(id)) (*info->mutable_details())[k] = val;
     }
   }
   *resp.mutable_killswitch() = killswitch_;

@@ -51,8 +51,27 @@ Result<Fault> as_fault(Result<T> r) {
 
 Result<Fault> validate_spec(const v1::FaultSpec& spec) {
   switch (spec.kind_case()) {
-    case v1::FaultSpec::kNetem:
-      return as_fault(shaping(FaultKind::kNetem, net::plan_netem(spec.netem(), "spec.netem")));
+    case v1::FaultSpec::kNetem: {
+      NQ_ASSIGN_OR_RETURN(NetworkFault f,
+                          shaping(FaultKind::kNetem, net::plan_netem(spec.netem(), "spec.netem")));
+      switch (spec.netem().engine()) {
+        case v1::NETEM_ENGINE_AUTO:
+          f.engine = NetemEngine::kAuto;
+          break;
+        case v1::NETEM_ENGINE_NETEM:
+          f.engine = NetemEngine::kNetem;
+          break;
+        case v1::NETEM_ENGINE_EBPF:
+          f.engine = NetemEngine::kEbpf;
+          break;
+        default:
+          // proto3 enums are open: a newer client's engine arrives as a number.
+          return Error::invalid_argument(
+              "spec.netem.engine",
+              std::to_string(spec.netem().engine()) + " is not auto, netem or ebpf");
+      }
+      return Fault(std::move(f));
+    }
     case v1::FaultSpec::kBandwidth:
       return as_fault(
           shaping(FaultKind::kBandwidth, net::plan_bandwidth(spec.bandwidth(), "spec.bandwidth")));
@@ -114,6 +133,18 @@ std::string_view kind_name(FaultKind kind) {
       return "io_throttle";
     case FaultKind::kDiskFill:
       return "disk_fill";
+  }
+  return "unknown";
+}
+
+std::string_view engine_name(NetemEngine engine) {
+  switch (engine) {
+    case NetemEngine::kAuto:
+      return "auto";
+    case NetemEngine::kNetem:
+      return "netem";
+    case NetemEngine::kEbpf:
+      return "ebpf";
   }
   return "unknown";
 }
@@ -187,8 +218,16 @@ Result<ValidatedApply> validate_apply(const v1::ApplyRequest& request, const Lim
 std::vector<std::pair<std::string, std::string>> required_capabilities(const NetworkFault& fault) {
   std::vector<std::pair<std::string, std::string>> caps;
   const std::string what = std::string(kind_name(fault.kind)) + " fault";
-  // Every network fault classifies or drops packets with the netfault program.
+  // Every network fault classifies or drops packets with a sched_cls program.
   caps.emplace_back("bpf_prog_sched_cls", what);
+  if (fault.kind == FaultKind::kNetem && fault.engine == NetemEngine::kEbpf) {
+    // The delay line: TCX links (a tc filter would outlive the agent and
+    // black-hole traffic into a TAP that is gone) and a TAP.
+    const std::string line = what + " with engine ebpf (the delay line)";
+    caps.emplace_back("bpf_tcx", line);
+    caps.emplace_back("tun", line);
+    return caps;
+  }
   auto leaf_cap = [&](const net::LeafSpec& leaf) {
     caps.emplace_back(std::holds_alternative<net::NetemParams>(leaf) ? "sch_netem" : "sch_tbf",
                       what);

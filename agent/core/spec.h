@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/delay/plan.h"
 #include "agent/net/netem.h"
 #include "agent/net/path.h"
 #include "common/result.h"
@@ -47,6 +48,10 @@ inline constexpr FaultKind kAllFaultKinds[] = {
 std::string_view kind_name(FaultKind kind);
 bool is_network_kind(FaultKind kind);
 
+// What delays a netem fault's packets (NetemFault.engine).
+enum class NetemEngine { kAuto, kNetem, kEbpf };
+std::string_view engine_name(NetemEngine engine);  // "auto", "netem", "ebpf"
+
 // A validated network fault: where it applies and, for shaping kinds, the
 // leaf qdisc per direction (split for DIRECTION_BOTH where the spec asks).
 struct NetworkFault {
@@ -54,6 +59,13 @@ struct NetworkFault {
   net::Path path;
   std::optional<net::LeafSpec> egress;
   std::optional<net::LeafSpec> ingress;
+  // netem faults: the engine the client asked for; validate_apply() leaves
+  // `engine` at the request, resolve_engine() (agent/core/spec_engine.h)
+  // decides auto against the node's capabilities and fills the rest.
+  NetemEngine engine = NetemEngine::kNetem;
+  std::string engine_reason;
+  // Set when engine == kEbpf: the delay line that replaces the netem leaf.
+  std::optional<delay::DelayLineSpec> delay_line;
 };
 
 // Faults on the pod's processes, cgroups and files (everything that is not a

@@ -337,7 +337,10 @@ Status NetworkFaults::Link::release() {
 // ---------------------------------------------------------------- NetworkFaults
 
 NetworkFaults::NetworkFaults(core::RecordSink journal, NetworkFaultsOptions options)
-    : journal_(std::move(journal)), options_(options), pool_(options.bpf, options.spare_programs) {}
+    : journal_(journal),
+      options_(options),
+      pool_(options.bpf, options.spare_programs),
+      delay_lines_(std::move(journal), options.delay_line) {}
 
 NetworkFaults::~NetworkFaults() = default;
 
@@ -366,6 +369,8 @@ Result<NetworkFaults::Link*> NetworkFaults::link_for(const runtime::PodInfo& pod
 
 Result<core::Details> NetworkFaults::apply(const std::string& id, const core::NetworkFault& fault,
                                            const runtime::PodInfo& pod) {
+  if (fault.kind == core::FaultKind::kNetem && fault.engine == core::NetemEngine::kEbpf)
+    return delay_lines_.apply(id, fault, pod);
   NQ_ASSIGN_OR_RETURN(Link * link, link_for(pod, fault.path.ifname));
   auto details = link->apply(id, fault);
   if (!details.ok()) {
@@ -378,6 +383,7 @@ Result<core::Details> NetworkFaults::apply(const std::string& id, const core::Ne
 }
 
 Status NetworkFaults::revert(const std::string& id) {
+  if (delay_lines_.holds(id)) return delay_lines_.revert(id);
   auto it = link_of_.find(id);
   if (it == link_of_.end()) return ok();
   auto lit = links_.find(it->second);
@@ -409,7 +415,12 @@ void NetworkFaults::release_idle() {
   }
 }
 
+core::Details NetworkFaults::observe(const std::string& id) const {
+  return delay_lines_.observe(id);
+}
+
 void NetworkFaults::release_all() {
+  delay_lines_.release_all();
   for (auto it = links_.begin(); it != links_.end();) {
     auto next = std::next(it);
     release(it);
@@ -425,6 +436,7 @@ Status NetworkFaults::reconcile(const jr::LinkOwned& link) {
   }
   if (netns->id() != NsId{link.netns().dev(), link.netns().ino()})
     return ok();  // replaced: ours is gone
+  NQ_TRY(DelayLineFaults::reconcile(link));
 
   return run_in_netns(*netns, [&]() -> Status {
     NQ_ASSIGN_OR_RETURN(NlSocket sock, NlSocket::open_route());

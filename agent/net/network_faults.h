@@ -11,6 +11,10 @@
 //     BPF program's ingress redirect, for ingress shaping faults.
 // What outlives the process (qdiscs, the ifb, legacy filters) is journaled as
 // a LinkOwned record before it is created; reconcile() removes it after a crash.
+//
+// netem faults resolved to engine ebpf (agent/core/spec_engine.h) go to the
+// eBPF delay line instead (agent/net/delay_faults.h): no qdisc, no netfault
+// rule, one DelayLine per injection.
 #pragma once
 
 #include <chrono>
@@ -19,6 +23,7 @@
 #include <string>
 
 #include "agent/core/backend.h"
+#include "agent/net/delay_faults.h"
 #include "agent/net/netfault_bpf.h"
 #include "agent/net/program_pool.h"
 
@@ -35,6 +40,8 @@ struct NetworkFaultsOptions {
   // (~10 ms each way here), which a burst of injections should pay once.
   // Zero detaches with the last revert.
   std::chrono::milliseconds idle_detach{30'000};
+  // The delay lines of netem faults with engine ebpf.
+  delay::DelayLineOptions delay_line;
 };
 
 class NetworkFaults final : public core::NetworkBackend {
@@ -47,6 +54,7 @@ class NetworkFaults final : public core::NetworkBackend {
   Result<core::Details> apply(const std::string& id, const core::NetworkFault& fault,
                               const runtime::PodInfo& pod) override;
   Status revert(const std::string& id) override;
+  core::Details observe(const std::string& id) const override;
   Status reconcile(const nodequake::v1::journal::LinkOwned& link) override;
   void release_idle() override;
   void release_all() override;
@@ -64,6 +72,7 @@ class NetworkFaults final : public core::NetworkBackend {
   ProgramPool pool_;
   std::map<std::string, std::unique_ptr<Link>> links_;  // by link key
   std::map<std::string, std::string> link_of_;          // injection id -> link key
+  DelayLineFaults delay_lines_;
 };
 
 }  // namespace nq::net

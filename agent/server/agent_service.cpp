@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/core/spec_engine.h"
 #include "agent/server/auth.h"
 #include "agent/server/status.h"
 
@@ -48,6 +49,9 @@ grpc::Status AgentService::Probe(grpc::ServerContext* ctx, const v1::ProbeReques
       pc->set_available(c.available);
       pc->set_detail(c.detail);
     }
+    const core::NodeEngine engine = core::node_engine(core::engine_availability(caps_));
+    resp->set_delay_engine(engine.name);
+    resp->set_delay_engine_reason(engine.reason);
     *resp->mutable_killswitch() = manager_.killswitch();
     return ok();
   });

@@ -65,6 +65,17 @@ void lower_network(const NetworkSpec& net, Lowered& out) {
       // parser allowed only the blocks the action uses.
       v1::NetemFault* n = spec.mutable_netem();
       *n->mutable_path() = lower_path(net);
+      switch (net.engine) {
+        case NetemEngine::kAuto:
+          n->set_engine(v1::NETEM_ENGINE_AUTO);
+          break;
+        case NetemEngine::kNetem:
+          n->set_engine(v1::NETEM_ENGINE_NETEM);
+          break;
+        case NetemEngine::kEbpf:
+          n->set_engine(v1::NETEM_ENGINE_EBPF);
+          break;
+      }
       if (net.delay) {
         set_duration(n->mutable_delay(), net.delay->latency);
         if (net.delay->jitter.count() > 0) set_duration(n->mutable_jitter(), net.delay->jitter);

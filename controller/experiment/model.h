@@ -56,6 +56,9 @@ using prom::SloCheck;
 enum class NetworkAction { kNetem, kDelay, kLoss, kDuplicate, kCorrupt, kPartition, kBandwidth };
 enum class Direction { kTo, kFrom, kBoth };
 enum class Distribution { kUniform, kNormal, kPareto, kParetoNormal };
+// What delays the packets of netem-style actions (nodequake extension):
+// sch_netem where the node has it, else the eBPF delay line (auto).
+enum class NetemEngine { kAuto, kNetem, kEbpf };
 
 struct Reorder {
   double percent = 0;
@@ -100,6 +103,7 @@ struct NetworkSpec {
   std::optional<PercentWithCorrelation> duplicate;
   std::optional<PercentWithCorrelation> corrupt;
   std::optional<Bandwidth> bandwidth;
+  NetemEngine engine = NetemEngine::kAuto;  // `engine`, netem-style actions only
 };
 
 // ---------------------------------------------------------------- StressChaos

@@ -91,6 +91,11 @@ bool parse_network(Fields& spec, NetworkSpec& net) {
     }
   }
   net.device = spec.str("device").value_or("");
+  const bool engine_given = spec.has("engine");
+  net.engine = spec.choice<NetemEngine>("engine", {{"auto", NetemEngine::kAuto},
+                                                   {"netem", NetemEngine::kNetem},
+                                                   {"ebpf", NetemEngine::kEbpf}})
+                   .value_or(NetemEngine::kAuto);
   spec.reject("targetDevice", "the peers' interface is not shaped; use direction: both");
   spec.reject("remoteCluster", "one cluster per controller");
   net.delay = parse_delay(spec);
@@ -173,6 +178,11 @@ bool parse_network(Fields& spec, NetworkSpec& net) {
     case NetworkAction::kPartition:
       break;
   }
+  if (engine_given && (a == NetworkAction::kPartition || a == NetworkAction::kBandwidth))
+    spec.error(spec.take("engine"), "spec.engine",
+               "not used by action " + std::string(network_action_name(a)) +
+                   "; it chooses what delays netem-style actions (netem, delay, loss, "
+                   "duplicate, corrupt)");
   if (net.delay && net.delay->reorder && net.delay->latency.count() == 0)
     diag.add(spec.line(), "spec.delay.reorder",
              "needs a latency: netem reorders by sending some packets without the delay");

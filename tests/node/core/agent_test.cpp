@@ -494,7 +494,11 @@ TEST_F(AgentTest, RefusalsNameTheReasonAndTouchNothing) {
   }
   const bool netem = has_capability("sch_netem");
   if (!netem) {
-    cases.push_back({"netem without sch_netem", request("r8", kClient, netem_delay(50ms, {})),
+    // engine auto would take the eBPF delay line (nq_node_agent_delay);
+    // engine netem insists on the qdisc.
+    v1::FaultSpec forced = netem_delay(50ms, {});
+    forced.mutable_netem()->set_engine(v1::NETEM_ENGINE_NETEM);
+    cases.push_back({"netem without sch_netem", request("r8", kClient, forced),
                      grpc::StatusCode::FAILED_PRECONDITION, "sch_netem"});
   }
 

@@ -190,6 +190,12 @@ class CrashTest : public ::testing::Test {
           {pod, "bandwidth-both", bandwidth(10'000'000, v1::DIRECTION_BOTH, {{peer}, {}})});
       if (caps_["sch_netem"])
         out.push_back({pod, "netem-delay", netem_delay(10ms, v1::DIRECTION_TO)});
+      if (caps_["bpf_tcx"] && caps_["tun"]) {
+        // The eBPF delay line: its TAP and TCX links die with the agent.
+        v1::FaultSpec line = netem_delay(10ms, v1::DIRECTION_TO);
+        line.mutable_netem()->set_engine(v1::NETEM_ENGINE_EBPF);
+        out.push_back({pod, "delay-line", line});
+      }
     }
     // Workload faults, spread so that no stressor runs in a frozen pod (a
     // frozen task cannot die, which would only test the freezer's patience).

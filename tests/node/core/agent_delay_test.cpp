@@ -1,0 +1,265 @@
+// netem faults on the eBPF delay line, through the nodequake-agent binary and
+// its API, between sandbox pods: on this kernel (no sch_netem) `engine: auto`
+// takes the delay line; List and Probe say so and why; revert, SIGTERM and
+// kill -9 leave traffic undelayed and nothing behind; a restarted agent
+// reconciles to a clean journal.
+//
+// The measuring end (the server pod's UDP echo and the probes) runs under
+// SCHED_FIFO, as in tests/node/delay: on a loaded 2-core machine a normal
+// thread wakes up milliseconds late, which would be charged to the line.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "agent/journal/journal.h"
+#include "common/netns.h"
+#include "common/traffic.h"
+#include "tests/node/core/agent_harness.h"
+#include "tests/node/delay/delay_env.h"
+
+namespace nq::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class AgentDelayTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kClient = "client";
+  static constexpr const char* kServer = "server";
+
+  void SetUp() override {
+    if (std::string why = SandboxEnv::unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+    if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
+    // The server pod only idles: its echo server is ours, under SCHED_FIFO.
+    auto up = env_.up({env_.pod(kClient), env_.pod(kServer, {"/bin/sleep", "3600"})});
+    ASSERT_TRUE(up.ok()) << up.error().message();
+    for (const char* name : {kClient, kServer}) {
+      auto netns = env_.netns(name);
+      ASSERT_TRUE(netns.ok()) << netns.error().message();
+      netns_.emplace(name, std::move(*netns));
+      ips_[name] = env_.ip(name).value();
+    }
+    auto server = run_in_netns(netns_.at(kServer), [] {
+      return traffic::Server::create("0.0.0.0", traffic::Ports{}, "server");
+    });
+    ASSERT_TRUE(server.ok()) << server.error().message();
+    server_ = std::move(*server);
+    server_thread_ = std::thread([s = server_.get()] {
+      sched_param param{};
+      param.sched_priority = 2;
+      (void)::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param);
+      (void)s->run();
+    });
+    auto states = capture_pods(env_, {kClient, kServer});
+    ASSERT_TRUE(states.ok()) << states.error().message();
+    baseline_ = *states;
+    ASSERT_TRUE(agent_.start().ok()) << agent_.log_tail();
+  }
+
+  void TearDown() override {
+    if (agent_.running()) {
+      auto status = agent_.stop(SIGTERM);
+      ASSERT_TRUE(status.ok()) << status.error().message();
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << agent_.log_tail();
+    }
+    if (server_) server_->stop();
+    if (server_thread_.joinable()) server_thread_.join();
+    if (!baseline_.empty()) {
+      auto after = capture_pods(env_, {kClient, kServer});
+      ASSERT_TRUE(after.ok());
+      EXPECT_EQ(diff(baseline_, *after), "") << "kernel state left behind";
+    }
+    if (HasFailure()) std::cerr << "agent log:\n" << agent_.log_tail(20000);
+  }
+
+  v1::ApplyRequest delay_request(const std::string& id, std::chrono::milliseconds d,
+                                 v1::NetemEngine engine = v1::NETEM_ENGINE_AUTO) {
+    v1::FaultSpec spec = netem_delay(d, v1::DIRECTION_TO);
+    spec.mutable_netem()->mutable_path()->mutable_scope()->add_remote_cidrs(ips_.at(kServer) +
+                                                                            "/32");
+    spec.mutable_netem()->set_engine(engine);
+    return apply_request(id, env_.ns(), kClient, spec);
+  }
+  // Probe: which engine `auto` gets here; skips where that is netem.
+  bool auto_is_ebpf() {
+    v1::ProbeResponse probe;
+    EXPECT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Probe, v1::ProbeRequest{}, &probe).ok());
+    return probe.delay_engine() == "ebpf";
+  }
+  Result<traffic::UdpProbeResult> probes(int count, std::chrono::nanoseconds interval,
+                                         std::chrono::nanoseconds linger) {
+    return udp_probes(netns_.at(kClient), ips_.at(kServer), count, interval, linger);
+  }
+  const v1::Injection* listed(const v1::ListResponse& list, const std::string& id) {
+    for (const auto& i : list.injections())
+      if (i.id() == id) return &i;
+    return nullptr;
+  }
+
+  SandboxEnv env_;
+  AgentHarness agent_{env_};
+  std::map<std::string, Netns> netns_;
+  std::map<std::string, std::string> ips_;
+  std::unique_ptr<traffic::Server> server_;
+  std::thread server_thread_;
+  PodStates baseline_;
+};
+
+TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
+  v1::ProbeResponse probe;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Probe, v1::ProbeRequest{}, &probe).ok());
+  std::printf("Probe: delay_engine %s (%s)\n", probe.delay_engine().c_str(),
+              probe.delay_engine_reason().c_str());
+  if (probe.delay_engine() == "netem")
+    GTEST_SKIP() << "kernel has sch_netem: auto picks netem (nq_node_agent_netem covers it)";
+  ASSERT_EQ(probe.delay_engine(), "ebpf") << probe.delay_engine_reason();
+  EXPECT_NE(probe.delay_engine_reason().find("sch_netem"), std::string::npos);
+
+  auto control = probes(100, 5ms, 200ms);
+  ASSERT_TRUE(control.ok()) << control.error().message();
+  const double base = rtt_ms(*control).mean;
+
+  v1::ApplyResponse applied;
+  grpc::Status st =
+      rpc(agent_.stub(), &v1::Agent::Stub::Apply, delay_request("delay", 100ms), &applied);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const auto& details = applied.injection().details();
+  EXPECT_EQ(details.at("engine"), "ebpf");
+  EXPECT_EQ(details.at("engine_reason"), "kernel lacks sch_netem");
+  const std::string tap = details.at("tap");
+  auto exists = link_exists(netns_.at(kClient), tap);
+  ASSERT_TRUE(exists.ok() && *exists) << tap;
+
+  // 200 probes, pipelined (one every 5 ms, 20 in flight).
+  auto shaped = probes(200, 5ms, 300ms);
+  ASSERT_TRUE(shaped.ok()) << shaped.error().message();
+  ASSERT_GE(shaped->received, 195);
+  const traffic::Summary s = rtt_ms(*shaped);
+  std::printf("delay line 100ms through the agent: n=%zu mean %.3f ms (unshaped %.3f) sd %.3f\n",
+              s.n, s.mean - base, base, s.stddev);
+  EXPECT_NEAR(s.mean - base, 100.0, 1.0);
+
+  v1::ListResponse list;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+  const v1::Injection* inj = listed(list, "delay");
+  ASSERT_NE(inj, nullptr);
+  std::ostringstream shown;
+  for (const auto& [k, v] : inj->details()) shown << k << "=" << v << " ";
+  std::printf("List details: %s\n", shown.str().c_str());
+  EXPECT_EQ(inj->details().at("engine"), "ebpf");
+  EXPECT_EQ(inj->details().at("engine_reason"), "kernel lacks sch_netem");
+  EXPECT_GE(std::stoull(inj->details().at("frames")), 195u);
+  EXPECT_EQ(inj->details().at("held"), "0");
+  EXPECT_TRUE(inj->details().count("late_p99_us"));
+
+  v1::RevertRequest rreq;
+  rreq.set_id("delay");
+  v1::RevertResponse rresp;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Revert, rreq, &rresp).ok());
+  auto after = probes(50, 5ms, 200ms);
+  ASSERT_TRUE(after.ok());
+  EXPECT_LT(rtt_ms(*after).max, base + 10) << "still delayed after revert";
+  exists = link_exists(netns_.at(kClient), tap);
+  ASSERT_TRUE(exists.ok());
+  EXPECT_FALSE(*exists) << tap << " left behind";
+  auto progs = tcx_programs(netns_.at(kClient), "eth0", true);
+  ASSERT_TRUE(progs.ok());
+  EXPECT_EQ(*progs, 0u);
+}
+
+TEST_F(AgentDelayTest, RefusalsNameTheFieldAndTheEngine) {
+  if (!auto_is_ebpf()) GTEST_SKIP() << "kernel has sch_netem";
+  struct Case {
+    v1::ApplyRequest req;
+    std::vector<std::string> needles;
+  };
+  std::vector<Case> cases;
+  cases.push_back({delay_request("forced-netem", 100ms, v1::NETEM_ENGINE_NETEM),
+                   {"sch_netem", "spec.netem.engine"}});
+  cases.push_back({delay_request("dup", 100ms), {"spec.netem.duplicate", "delay line"}});
+  cases.back().req.mutable_spec()->mutable_netem()->set_duplicate(10);
+  cases.push_back(
+      {delay_request("both", 100ms, v1::NETEM_ENGINE_EBPF), {"spec.netem.path.direction", "ebpf"}});
+  cases.back().req.mutable_spec()->mutable_netem()->mutable_path()->set_direction(
+      v1::DIRECTION_BOTH);
+  for (const Case& c : cases) {
+    v1::ApplyResponse resp;
+    grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply, c.req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << c.req.id() << ": " << st.error_message();
+    for (const auto& n : c.needles)
+      EXPECT_NE(st.error_message().find(n), std::string::npos)
+          << c.req.id() << ": '" << n << "' not in " << st.error_message();
+  }
+  // One line per interface: the second is refused, the first stays.
+  v1::ApplyResponse resp;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Apply, delay_request("one", 50ms), &resp).ok());
+  grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply, delay_request("two", 50ms), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("one netem fault per interface"), std::string::npos)
+      << st.error_message();
+  v1::ListResponse list;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+  ASSERT_EQ(list.injections_size(), 1);
+  EXPECT_EQ(list.injections(0).id(), "one");
+  // Left active: TearDown's SIGTERM must revert it (detach, drain) and leave
+  // the pod's kernel state as it was.
+}
+
+TEST_F(AgentDelayTest, KillNineLeavesTrafficUndelayedAndRestartReconciles) {
+  v1::ApplyResponse applied;
+  grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply,
+                        delay_request("crash", 100ms, v1::NETEM_ENGINE_EBPF), &applied);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const std::string tap = applied.injection().details().at("tap");
+  auto delayed = probes(10, 10ms, 300ms);
+  ASSERT_TRUE(delayed.ok());
+  ASSERT_GE(rtt_ms(*delayed).min, 99.0) << "not delayed before the kill";
+
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(agent_.stop(SIGKILL).ok());
+  auto undelayed = time_until_fast(netns_.at(kClient), ips_.at(kServer), killed_at, 20ms, 2s);
+  ASSERT_TRUE(undelayed.ok()) << undelayed.error().message();
+  const double ms = std::chrono::duration<double, std::milli>(*undelayed).count();
+  std::printf("kill -9 of the agent with a 100 ms delay line: undelayed after %.1f ms\n", ms);
+  EXPECT_LT(ms, 250.0);
+  auto exists = link_exists(netns_.at(kClient), tap);
+  ASSERT_TRUE(exists.ok());
+  EXPECT_FALSE(*exists) << tap << " outlived the agent";
+
+  // The journal still names the line (the agent died with it active).
+  {
+    std::ifstream in(agent_.journal_file(), std::ios::binary);
+    const std::string data((std::istreambuf_iterator<char>(in)), {});
+    const JournalState state = reduce(decode_records(data).records);
+    ASSERT_EQ(state.injections.count("crash"), 1u);
+    bool tap_journaled = false;
+    for (const auto& [key, link] : state.links) tap_journaled |= link.delay_tap() == tap;
+    EXPECT_TRUE(tap_journaled) << "LinkOwned.delay_tap " << tap << " not journaled";
+  }
+
+  ASSERT_TRUE(agent_.start().ok()) << agent_.log_tail();
+  v1::ListResponse list;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+  EXPECT_EQ(list.injections_size(), 0);
+  std::ifstream in(agent_.journal_file(), std::ios::binary);
+  const std::string data((std::istreambuf_iterator<char>(in)), {});
+  const JournalState state = reduce(decode_records(data).records);
+  EXPECT_TRUE(state.injections.empty());
+  EXPECT_TRUE(state.links.empty()) << "journal still names links after reconcile";
+  EXPECT_NE(agent_.log_tail(20000).find("reconcile: injection crash"), std::string::npos);
+
+  // The restarted agent can delay again on the same interface.
+  ASSERT_TRUE(
+      rpc(agent_.stub(), &v1::Agent::Stub::Apply, delay_request("again", 20ms), &applied).ok());
+  auto again = probes(20, 5ms, 100ms);
+  ASSERT_TRUE(again.ok());
+  EXPECT_GE(rtt_ms(*again).min, 19.5);
+}
+
+}  // namespace
+}  // namespace nq::testing
