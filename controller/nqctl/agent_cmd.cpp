@@ -33,7 +33,7 @@ struct AgentFlags {
   std::vector<std::string> containers;
   bool partition = false;
   std::string bandwidth, buffer, limit;
-  std::string delay, jitter, distribution;
+  std::string delay, jitter, distribution, engine;
   double correlation = 0, loss = -1, loss_correlation = 0, duplicate = 0, corrupt = 0, reorder = 0;
   unsigned gap = 0, queue_limit = 0;
   bool delay_each_direction = false;
@@ -257,6 +257,8 @@ Result<v1::ApplyRequest> request_from_flags(const AgentFlags& f) {
         "choose exactly one of --partition, --bandwidth RATE, netem flags "
         "(--delay/--loss/--duplicate/--corrupt/--reorder), --cpu-stress, --memory-stress, "
         "--container-kill, --pod-kill, --pod-failure, --io-errno, --io-throttle, --disk-fill");
+  if (!f.engine.empty() && !netem)
+    return Error::invalid_argument("--engine", "applies to netem faults (--delay, --loss, ...)");
   if (workload) {
     *req.mutable_spec() = std::move(*workload);
     return req;
@@ -307,6 +309,13 @@ Result<v1::ApplyRequest> request_from_flags(const AgentFlags& f) {
     n->set_gap(f.gap);
     n->set_limit(f.queue_limit);
     n->set_delay_each_direction(f.delay_each_direction);
+    if (f.engine == "netem") {
+      n->set_engine(v1::NETEM_ENGINE_NETEM);
+    } else if (f.engine == "ebpf") {
+      n->set_engine(v1::NETEM_ENGINE_EBPF);
+    } else if (!f.engine.empty() && f.engine != "auto") {
+      return Error::invalid_argument("--engine", "\"" + f.engine + "\" is not auto, netem or ebpf");
+    }
   }
   return req;
 }
@@ -380,6 +389,9 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
             for (const auto& c : r.capabilities())
               std::printf("  %-3s %-22s %s\n", c.available() ? "yes" : "NO", c.name().c_str(),
                           c.detail().c_str());
+            std::printf("delay engine (netem faults, engine auto): %s (%s)\n",
+                        r.delay_engine().empty() ? "none" : r.delay_engine().c_str(),
+                        r.delay_engine_reason().c_str());
             print_killswitch(r.killswitch());
           });
     };
@@ -437,6 +449,9 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   apply->add_option("--reorder", f->reorder, "reorder %");
   apply->add_option("--gap", f->gap, "reorder gap");
   apply->add_option("--queue-limit", f->queue_limit, "netem queue limit (packets)");
+  apply->add_option("--engine", f->engine,
+                    "What delays the packets: auto (netem where the kernel has it, else the "
+                    "eBPF delay line), netem, ebpf");
   apply->add_flag("--delay-each-direction", f->delay_each_direction,
                   "With --direction both: full delay each way (round trip grows twice)");
   apply->add_option("--direction", f->direction, "to (egress), from (ingress), both")
