@@ -19,6 +19,7 @@
 #include "agent/metrics/metrics.h"
 #include "agent/net/network_faults.h"
 #include "agent/process/process_faults.h"
+#include "agent/runtime/cgroup.h"
 #include "agent/runtime/cri/cri_runtime.h"
 #include "agent/runtime/local/local_runtime.h"
 #include "agent/server/agent_service.h"
@@ -139,6 +140,17 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_logger_mt("nodequake-agent"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
+  // Before any thread exists, so that every thread sees pods' cgroup paths
+  // as the host does (see join_cgroup_namespace_of).
+  if (auto joined = nq::runtime::join_cgroup_namespace_of(1); !joined.ok()) {
+    spdlog::warn(
+        "cgroup namespace: {}; pods' cgroup paths will be relative to ours, so "
+        "stress, process, disk and I/O faults may be refused",
+        joined.error().message());
+  } else if (*joined == nq::runtime::CgroupNamespace::kJoined) {
+    spdlog::info("joined pid 1's cgroup namespace (ours was private)");
+  }
+
   if (nq::Status st = nq::pin_grpc_tls13(); !st.ok()) return fail(st.error(), "tls");
 
   nq::core::ManagerOptions mopts;
@@ -206,21 +218,23 @@ int main(int argc, char** argv) {
   std::unique_ptr<nq::stress::StressBackend> stress;
   {
     nq::stress::StressOptions sopts;
-    sopts.stressor = cfg.stressor.empty()
-                         ? std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nq-stressor"
-                         : std::filesystem::path(cfg.stressor);
+    sopts.stressor =
+        cfg.stressor.empty()
+            ? std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nq-stressor"
+            : std::filesystem::path(cfg.stressor);
     auto cgroups = nq::runtime::CgroupFs::discover(cfg.host_root);
-    auto backend =
-        cgroups.ok()
-            ? nq::stress::StressBackend::create(
-                  std::move(*cgroups),
-                  [&manager_ptr](const nodequake::v1::journal::Record& r) {
-                    return manager_ptr->append_record(r);
-                  },
-                  sopts)
-            : nq::Result<std::unique_ptr<nq::stress::StressBackend>>(cgroups.error());
-    if (backend.ok()) stress = std::move(*backend);
-    else spdlog::warn("cpu/memory stress disabled: {}", backend.error().message());
+    auto backend = cgroups.ok()
+                       ? nq::stress::StressBackend::create(
+                             std::move(*cgroups),
+                             [&manager_ptr](const nodequake::v1::journal::Record& r) {
+                               return manager_ptr->append_record(r);
+                             },
+                             sopts)
+                       : nq::Result<std::unique_ptr<nq::stress::StressBackend>>(cgroups.error());
+    if (backend.ok())
+      stress = std::move(*backend);
+    else
+      spdlog::warn("cpu/memory stress disabled: {}", backend.error().message());
   }
   nq::core::InjectionManager manager(mopts, runtime, *journal, network, caps, &metrics, clock);
   manager_ptr = &manager;
@@ -249,7 +263,7 @@ int main(int argc, char** argv) {
       [&manager_ptr](const nodequake::v1::journal::Record& r) {
         return manager_ptr->append_record(r);
       },
-      nq::io::IoErrnoOptions::discover());
+      nq::io::IoErrnoOptions::discover(cfg.host_root));
   manager.add_backend(io_errno);
 
   if (nq::Status st = manager.recover(); !st.ok()) {

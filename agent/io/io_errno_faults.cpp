@@ -98,9 +98,9 @@ Result<std::vector<IoTarget>> plan_targets(const runtime::PodInfo& pod,
   return out;
 }
 
-IoErrnoOptions IoErrnoOptions::discover() {
+IoErrnoOptions IoErrnoOptions::discover(const std::filesystem::path& host_root) {
   IoErrnoOptions out;
-  if (auto fs = runtime::CgroupFs::discover(); fs.ok()) {
+  if (auto fs = runtime::CgroupFs::discover(host_root); fs.ok()) {
     out.cgroups = std::move(*fs);
   } else {
     out.cgroups_problem = fs.error().message();

@@ -72,8 +72,8 @@ struct IoErrnoOptions {
   // never a target: faulting it would fault the agent.
   std::string agent_v2_path;
 
-  // This node's view: CgroupFs::discover() and /proc/self/cgroup.
-  static IoErrnoOptions discover();
+  // This node's view: CgroupFs::discover(host_root) and /proc/self/cgroup.
+  static IoErrnoOptions discover(const std::filesystem::path& host_root = "/");
 };
 
 class IoErrnoFaults : public core::WorkloadBackend {

@@ -1,6 +1,8 @@
 #include "agent/runtime/cgroup.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -254,6 +256,23 @@ Result<std::vector<pid_t>> read_cgroup_procs(const std::filesystem::path& dir) {
     pids.push_back(pid);
   }
   return pids;
+}
+
+Result<CgroupNamespace> join_cgroup_namespace_of(pid_t init_pid) {
+  const std::string theirs = "/proc/" + std::to_string(init_pid) + "/ns/cgroup";
+  struct stat own_ns {
+  }, their_ns{};
+  if (::stat("/proc/self/ns/cgroup", &own_ns) < 0)
+    return Error::from_errno(errno, "stat /proc/self/ns/cgroup");
+  if (::stat(theirs.c_str(), &their_ns) < 0) return Error::from_errno(errno, "stat " + theirs);
+  if (own_ns.st_ino == their_ns.st_ino && own_ns.st_dev == their_ns.st_dev)
+    return CgroupNamespace::kAlreadyShared;
+  UniqueFd fd(::open(theirs.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::from_errno(errno, "open " + theirs);
+  if (::setns(fd.get(), CLONE_NEWCGROUP) < 0)
+    return Error::from_errno(errno,
+                             "setns into the cgroup namespace of pid " + std::to_string(init_pid));
+  return CgroupNamespace::kJoined;
 }
 
 }  // namespace nq::runtime

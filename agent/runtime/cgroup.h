@@ -66,6 +66,16 @@ Result<CgroupMounts> parse_mountinfo(std::string_view text,
 Result<CgroupMounts> read_mountinfo(const std::filesystem::path& path = "/proc/self/mountinfo",
                                     const std::filesystem::path& prefer_under = "/");
 
+// Moves the calling thread into the cgroup namespace of `init_pid` (the host's
+// init when the agent runs with hostPID) when it is not there already, and
+// says which it did. In a private cgroup namespace (the default for
+// containers on cgroup v2) /proc/PID/cgroup shows other pods' cgroups
+// relative to the agent's own, as "/../../kubepods/...", which no mount can
+// resolve. Call it before any thread starts: namespaces are per thread and
+// only threads created afterwards inherit it. Needs CAP_SYS_ADMIN.
+enum class CgroupNamespace { kAlreadyShared, kJoined };
+Result<CgroupNamespace> join_cgroup_namespace_of(pid_t init_pid = 1);
+
 // The absolute directories of cgroups. `mounts` come from the mount table of
 // some mount namespace whose / we see at `prefix`: "/" for our own table,
 // which is what discover() reads.

@@ -152,5 +152,66 @@ TEST(CgroupHostRootNode, DiscoversTheHostsCgroupfsUnderAHostRoot) {
   EXPECT_EQ(table->find(tag), std::string::npos) << "a mount of the child's leaked";
 }
 
+// An agent in a private cgroup namespace (a container on cgroup v2) sees other
+// processes' cgroups relative to its own ("/../.."); join_cgroup_namespace_of
+// moves it into the host's. A child enters a cgroup of its own and unshares
+// its cgroup namespace there, then joins ours back.
+std::string cgroupns_child(const fs::path& dir, const std::string& controller) {
+  if (Status st = write_knob(dir / "cgroup.procs", std::to_string(::getpid())); !st.ok())
+    return st.error().message();
+  if (::unshare(CLONE_NEWCGROUP) < 0) return std::string("unshare: ") + std::strerror(errno);
+  auto path_of_parent = [&]() -> std::string {
+    auto paths = read_proc_cgroup(::getppid());
+    if (!paths.ok()) return "<" + paths.error().message() + ">";
+    const std::string* p = find_cgroup_path(*paths, controller);
+    return p ? *p : "<none>";
+  };
+  std::string out;
+  if (!path_of_parent().starts_with("/.."))
+    out += "in a private namespace the parent's path is " + path_of_parent() + "\n";
+  auto joined = join_cgroup_namespace_of(::getppid());
+  if (!joined.ok()) return out + joined.error().message();
+  if (*joined != CgroupNamespace::kJoined) out += "first call did not join\n";
+  if (path_of_parent().starts_with("/..")) out += "still relative: " + path_of_parent() + "\n";
+  auto again = join_cgroup_namespace_of(::getppid());
+  if (!again.ok() || *again != CgroupNamespace::kAlreadyShared) out += "second call joined again\n";
+  return out;
+}
+
+TEST(CgroupNamespaceNode, JoinsTheCgroupNamespaceOfAnotherProcess) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mkdir in cgroupfs, setns)";
+  auto cgfs = CgroupFs::discover();
+  ASSERT_TRUE(cgfs.ok()) << cgfs.error().message();
+  const CgroupMount* mount = cgfs->mounts().v1("memory");
+  if (mount == nullptr) mount = cgfs->mounts().unified();
+  if (mount == nullptr) GTEST_SKIP() << "no memory (v1) or unified (v2) cgroup hierarchy mounted";
+  const std::string controller = mount->v2 ? std::string() : std::string("memory");
+  // Ours, as seen from here: the child's answers are compared with it.
+  auto ours = join_cgroup_namespace_of(::getpid());
+  ASSERT_TRUE(ours.ok()) << ours.error().message();
+  EXPECT_EQ(*ours, CgroupNamespace::kAlreadyShared);
+
+  CgroupDir dir{mount->mount_point / ("nq-cgroupns-" + std::to_string(::getpid()))};
+  ASSERT_EQ(::mkdir(dir.path.c_str(), 0755), 0) << dir.path << ": " << std::strerror(errno);
+  int pipefd[2];
+  ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
+  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  if (child == 0) {
+    const std::string msg = cgroupns_child(dir.path, controller);
+    (void)!::write(wr.get(), msg.data(), msg.size());
+    ::_exit(msg.empty() ? 0 : 1);
+  }
+  wr.reset();
+  std::string msg;
+  char buf[512];
+  for (ssize_t n; (n = ::read(rd.get(), buf, sizeof(buf))) > 0;) msg.append(buf, size_t(n));
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << msg;
+  EXPECT_EQ(msg, "");
+}
+
 }  // namespace
 }  // namespace nq::runtime
