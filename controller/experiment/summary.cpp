@@ -42,6 +42,8 @@ std::string network_text(const NetworkSpec& n) {
   if (n.corrupt) add("corrupt " + num(n.corrupt->percent) + "%");
   if (n.bandwidth) add("bandwidth " + format_rate(static_cast<double>(n.bandwidth->rate_bps)));
   if (n.action == NetworkAction::kPartition) add("partition");
+  if (n.engine == NetemEngine::kNetem) out += " (engine netem)";
+  if (n.engine == NetemEngine::kEbpf) out += " (engine ebpf)";
   out += " direction " + std::string(direction_name(n.direction));
   if (n.target)
     out += " peers " + selector_text(n.target->selector) + " (" +
