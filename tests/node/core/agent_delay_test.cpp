@@ -7,6 +7,7 @@
 // The measuring end (the server pod's UDP echo and the probes) runs under
 // SCHED_FIFO, as in tests/node/delay: on a loaded 2-core machine a normal
 // thread wakes up milliseconds late, which would be charged to the line.
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -332,6 +333,33 @@ TEST_F(AgentDelayTest, KillNineLeavesTrafficUndelayedAndRestartReconciles) {
   auto again = probes(20, 5ms, 100ms);
   ASSERT_TRUE(again.ok());
   EXPECT_GE(rtt_ms(*again).min, 19.5);
+}
+
+// The agent's own TTL reverts a line like any fault: detach, drain, no TAP.
+TEST_F(AgentDelayTest, TtlExpiryRevertsTheLine) {
+  if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
+  v1::ApplyRequest req = delay_request("short", 100ms, v1::NETEM_ENGINE_EBPF);
+  *req.mutable_ttl() = google::protobuf::util::TimeUtil::MillisecondsToDuration(1500);
+  v1::ApplyResponse applied;
+  grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply, req, &applied);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const std::string tap = applied.injection().details().at("tap");
+  const auto applied_at = std::chrono::steady_clock::now();
+  auto delayed = probes(5, 10ms, 300ms);
+  ASSERT_TRUE(delayed.ok());
+  EXPECT_GE(rtt_ms(*delayed).min, 99.0);
+  auto undelayed = time_until_fast(netns_.at(kClient), ips_.at(kServer), applied_at, 20ms, 5s);
+  ASSERT_TRUE(undelayed.ok()) << undelayed.error().message();
+  const double s = std::chrono::duration<double>(*undelayed).count();
+  std::printf("ttl 1.5 s: undelayed %.2f s after Apply\n", s);
+  EXPECT_GE(s, 1.2);  // the TTL runs from before Apply answered
+  EXPECT_LT(s, 2.5);
+  v1::ListResponse list;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+  EXPECT_EQ(list.injections_size(), 0);
+  auto exists = link_exists(netns_.at(kClient), tap);
+  ASSERT_TRUE(exists.ok());
+  EXPECT_FALSE(*exists) << tap << " left after the TTL";
 }
 
 // The vm tier's side-by-side (tests/vm): the same specs with engine netem and
