@@ -50,15 +50,37 @@ ExperimentManager::~ExperimentManager() {
   shutdown();
 }
 
+Result<experiment::Document> pick_document(std::vector<experiment::Document> docs,
+                                           const std::string& document, const std::string& file) {
+  std::string names;
+  for (const auto& d : docs) names += (names.empty() ? "" : ", ") + document_name(d);
+  if (docs.empty()) return Error::invalid_argument(file, "holds no experiment or workflow");
+  if (document.empty()) {
+    if (docs.size() == 1) return std::move(docs[0]);
+    return Error::invalid_argument(file, "holds " + std::to_string(docs.size()) + " documents (" +
+                                             names + "); name the one to run with --document");
+  }
+  std::vector<size_t> matches;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const std::string& name =
+        std::visit([](const auto& d) -> const std::string& { return d.name; }, docs[i]);
+    if (name == document || document_name(docs[i]) == document) matches.push_back(i);
+  }
+  if (matches.empty())
+    return Error::invalid_argument(
+        "document", "\"" + document + "\" is not in " + file + " (it holds " + names + ")");
+  if (matches.size() > 1)
+    return Error::invalid_argument("document", "\"" + document + "\" names several documents of " +
+                                                   file + " (" + names + "); use namespace/name");
+  return std::move(docs[matches[0]]);
+}
+
 Result<v1::ExperimentStatus> ExperimentManager::submit(const std::string& yaml,
-                                                       const std::string& file, uint64_t seed,
+                                                       const std::string& file,
+                                                       const std::string& document, uint64_t seed,
                                                        bool force, const std::string& actor) {
   NQ_ASSIGN_OR_RETURN(auto docs, experiment::load_experiments(yaml, file));
-  if (docs.size() != 1)
-    return Error::invalid_argument(file, "holds " + std::to_string(docs.size()) +
-                                             " documents; submit one experiment or workflow "
-                                             "per file");
-  experiment::Document doc = std::move(docs[0]);
+  NQ_ASSIGN_OR_RETURN(experiment::Document doc, pick_document(std::move(docs), document, file));
   if (needs_prometheus(doc) && !deps_.prom)
     return Error::failed_precondition(
         file +

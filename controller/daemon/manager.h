@@ -42,11 +42,12 @@ class ExperimentManager {
   // OK, or why no experiment may start now (the kill switch).
   void set_admission(std::function<Status()> admission) { admission_ = std::move(admission); }
 
-  // Parses `yaml` (exactly one document), checks it can run here, audits the
-  // submission and starts it. seed 0: a random one. The error of an invalid
-  // file names file, line and field.
+  // Parses `yaml`, picks `document` (pick_document()), checks it can run
+  // here, audits the submission and starts it. seed 0: a random one. The
+  // error of an invalid file names file, line and field.
   Result<v1::ExperimentStatus> submit(const std::string& yaml, const std::string& file,
-                                      uint64_t seed, bool force, const std::string& actor);
+                                      const std::string& document, uint64_t seed, bool force,
+                                      const std::string& actor);
   Result<v1::ExperimentStatus> get(const std::string& id) const;
   std::vector<v1::ExperimentStatus> list() const;
   Result<v1::ExperimentStatus> abort(const std::string& id, const std::string& actor,
@@ -91,6 +92,12 @@ class KillSwitchBackend final : public killswitch::Backend {
   killswitch::Backend& agents_;
   ControllerMetrics* metrics_;
 };
+
+// The document of a file to run: the only one when `document` is "", else
+// the one whose metadata.name (or namespace/name) it is. The errors list the
+// names the file holds.
+Result<experiment::Document> pick_document(std::vector<experiment::Document> docs,
+                                           const std::string& document, const std::string& file);
 
 // "<name>-<8 hex>": a valid experiment uid (fanout/ids.h) from the file's name.
 std::string new_experiment_id(const std::string& name);

@@ -35,9 +35,10 @@ grpc::Status ControllerService::call(grpc::ServerContext* ctx, Role required, co
 grpc::Status ControllerService::Submit(grpc::ServerContext* ctx, const v1::SubmitRequest* req,
                                        v1::SubmitResponse* resp) {
   return call(ctx, Role::kOperator, "Submit", [&](const Caller& caller) -> Status {
-    NQ_ASSIGN_OR_RETURN(*resp->mutable_experiment(),
-                        manager_.submit(req->yaml(), req->file().empty() ? "-" : req->file(),
-                                        req->seed(), req->force(), caller.identity));
+    NQ_ASSIGN_OR_RETURN(
+        *resp->mutable_experiment(),
+        manager_.submit(req->yaml(), req->file().empty() ? "-" : req->file(), req->document(),
+                        req->seed(), req->force(), caller.identity));
     spdlog::info("{} submitted {} (seed {})", caller.identity, resp->experiment().id(),
                  resp->experiment().seed());
     return ok();

@@ -17,6 +17,7 @@
 #include "agent/server/status.h"
 #include "common/duration.h"
 #include "common/file.h"
+#include "controller/experiment/parse.h"
 #include "controller/killswitch/token.h"
 #include "controller/nqctl/command.h"
 #include "nodequake/v1/controller.grpc.pb.h"
@@ -38,7 +39,7 @@ struct CtlFlags {
   std::string token_file = env_or("NQ_TOKEN_FILE", "");
   std::string timeout = "30s";
   std::string output = "human";
-  std::string file, id, reason, since, experiment;
+  std::string file, id, reason, since, experiment, document;
   uint64_t seed = 0;
   bool force = false;
   std::string poll = "1s";
@@ -168,11 +169,12 @@ int exit_code(const v1::ExperimentStatus& s) {
   }
 }
 
-Result<v1::ExperimentStatus> submit(const Client& c, const CtlFlags& f) {
-  NQ_ASSIGN_OR_RETURN(std::string yaml, read_file(f.file));
+Result<v1::ExperimentStatus> submit(const Client& c, const CtlFlags& f, const std::string& yaml,
+                                    const std::string& document) {
   v1::SubmitRequest req;
   req.set_yaml(yaml);
   req.set_file(f.file);
+  req.set_document(document);
   req.set_seed(f.seed);
   req.set_force(f.force);
   v1::SubmitResponse resp;
@@ -180,10 +182,49 @@ Result<v1::ExperimentStatus> submit(const Client& c, const CtlFlags& f) {
   return resp.experiment();
 }
 
+// `apply -f` of a file of several documents without --document: every one,
+// by name, once all of them parse (a file with an error submits nothing).
+int apply_all(const Client& c, const CtlFlags& f, const std::string& yaml,
+              const std::vector<std::string>& names) {
+  int rc = 0;
+  for (const auto& name : names) {
+    auto s = submit(c, f, yaml, name);
+    if (!s.ok()) {
+      std::fprintf(stderr, "nqctl: %s: %s\n", name.c_str(), s.error().message().c_str());
+      rc = 1;
+      continue;
+    }
+    if (f.output == "json") {
+      print_json(*s);
+      continue;
+    }
+    std::printf("experiment %s submitted (seed %llu)\n", s->id().c_str(),
+                static_cast<unsigned long long>(s->seed()));
+  }
+  return rc;
+}
+
 int run_apply(const CtlFlags& f, bool follow) {
   auto c = connect(f);
   if (!c.ok()) return fail(c.error());
-  auto s = submit(*c, f);
+  auto yaml = read_file(f.file);
+  if (!yaml.ok()) return fail(yaml.error());
+  if (!follow && f.document.empty()) {
+    // Several documents: apply them all, as `kubectl apply -f` would.
+    auto docs = experiment::load_experiments(*yaml, f.file);
+    if (!docs.ok()) return fail(docs.error());
+    if (docs->size() > 1) {
+      std::vector<std::string> names;
+      for (const auto& d : *docs)
+        names.push_back(std::visit(
+            [](const auto& x) {
+              return x.namespace_.empty() ? x.name : x.namespace_ + "/" + x.name;
+            },
+            d));
+      return apply_all(*c, f, *yaml, names);
+    }
+  }
+  auto s = submit(*c, f, *yaml, f.document);
   if (!s.ok()) return fail(s.error());
   if (f.output == "json" && !follow) {
     print_json(*s);
@@ -358,7 +399,12 @@ void add_controller_commands(CLI::App& app, Context& ctx) {
                         follow ? "Submit an experiment and follow it to the end (exit code: 0 "
                                  "succeeded, 1 failed, 3 aborted, 4 reverted)"
                                : "Submit an experiment; prints its id and seed");
-    cmd->add_option("-f,--file", f->file, "Experiment file (one document)")->required();
+    cmd->add_option("-f,--file", f->file,
+                    follow ? "Experiment file (several documents: pick one with --document)"
+                           : "Experiment file (several documents: each is submitted)")
+        ->required();
+    cmd->add_option("--document", f->document,
+                    "metadata.name (or namespace/name) of the one document of the file to submit");
     cmd->add_option("--seed", f->seed, "Selection seed, to repeat a run (0 = random)");
     cmd->add_flag("--force", f->force, "Allow a selection above the blast-radius ceiling");
     if (follow) cmd->add_option("--poll", f->poll, "Progress interval")->capture_default_str();
