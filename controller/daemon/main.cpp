@@ -275,9 +275,24 @@ int main(int argc, char** argv) {
   });
   // No new calls; then every run stops, reverts on its own thread and
   // records its final status (Reverted).
+  auto since_signal = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 stop_started)
+        .count();
+  };
   (*server)->shutdown(std::chrono::seconds(2));
+  spdlog::info("shutdown: api stopped at {} ms", since_signal());
   manager.shutdown();
+  spdlog::info("shutdown: experiments reverted and recorded at {} ms", since_signal());
   renewer.stop();
+  // The endpoints' own teardown, inside the bound. It is where the time
+  // goes: civetweb's mg_stop() waits for its master thread's poll quantum
+  // (2 s, a compile-time constant), so the two HTTP servers stop side by side.
+  server->reset();
+  std::thread stop_http([&] { http.reset(); });
+  endpoint.reset();
+  stop_http.join();
+  spdlog::info("shutdown: endpoints closed at {} ms", since_signal());
   stopped = true;
   watchdog.join();
   spdlog::info("shutdown complete in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(
