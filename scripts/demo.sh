@@ -8,8 +8,9 @@
 #      scraping the workload, the agent and the controller with the project's
 #      recording rules (monitoring/), and nodequake-controller;
 #   3. `nqctl run -f` of the demo Workflow: pre-chaos SLO check -> network
-#      latency 500 ms +- 100 ms gateway -> postgres (the partition scenario
-#      where the kernel has no sch_netem) -> CPU stress 80 % on the gateway
+#      latency 500 ms +- 100 ms gateway -> postgres (netem, or the agent's
+#      eBPF delay line where the kernel has no sch_netem; the partition
+#      scenario where it has neither) -> CPU stress 80 % on the gateway
 #      -> post-chaos check -> report; then what Prometheus measured before,
 #      during and after each fault;
 #   4. a pod freeze and a pod kill through the agent's own API, and the
@@ -151,16 +152,19 @@ done
 printf 'chaos:slo:error_rate:1m = %s   chaos:slo:latency:p95:1m = %s s\n' "${err:-none}" "${p95:-none}"
 
 step "Which latency engine? The agent's Probe"
-netem=$(agent --json probe | python3 -c \
-  'import json,sys; print(next((c.get("available", False) for c in json.load(sys.stdin).get("capabilities", []) if c["name"]=="sch_netem"), False))')
-if [[ $netem == True ]]; then
+# delay_engine: "netem" where the kernel has sch_netem, "ebpf" (the agent's
+# eBPF + TAP delay line, docs/delay-line.md) where it has TCX links instead,
+# empty where neither can delay.
+read -r engine engine_reason < <(agent --json probe | python3 -c \
+  'import json,sys; p=json.load(sys.stdin); print(p.get("delay_engine") or "none", p.get("delay_engine_reason", ""))')
+if [[ $engine != none ]]; then
   workflow=experiments/sandbox/demo-workflow.yaml
   fault="network latency 500 ms +- 100 ms graphql-gateway -> postgres"
-  echo "sch_netem is available: the seed's latency scenario (500 ms +- 100 ms gateway -> postgres)"
+  echo "latency engine: $engine ($engine_reason) -- the seed's latency scenario (500 ms +- 100 ms gateway -> postgres)"
 else
   workflow=experiments/sandbox/demo-workflow-partition.yaml
   fault="network partition graphql-gateway -> postgres"
-  echo "sch_netem is missing on this kernel ($(uname -r)): no latency here -- running the seed's partition scenario (gateway -> postgres cut) instead"
+  echo "no latency engine on this kernel ($(uname -r): $engine_reason) -- running the seed's partition scenario (gateway -> postgres cut) instead"
 fi
 
 step "The workflow: pre-check -> ${fault%% graphql*} (30 s) -> CPU stress 80 % (30 s) -> post-check -> report"
@@ -206,7 +210,7 @@ if time.time() < last_revert + 21:
 windows.append(("after (20 s from the last revert)", last_revert, last_revert + 20))
 
 sel = 'namespace="llm-marketplace"'
-print(f"{'WINDOW':<48} {'SECONDS':>7} {'REQUESTS':>8} {'ERRORS':>7} {'ERROR RATE':>10} {'P95':>9}")
+print(f"{'WINDOW':<64} {'SECONDS':>7} {'REQUESTS':>8} {'ERRORS':>7} {'ERROR RATE':>10} {'P95':>9}")
 for name, a, b in windows:
     w = max(1, round(b - a))
     total = q(f'sum(increase(http_requests_total{{{sel}}}[{w}s]))', b) or 0.0
@@ -214,7 +218,7 @@ for name, a, b in windows:
     p95 = q(f'histogram_quantile(0.95, sum by (le) (increase(http_request_duration_seconds_bucket{{{sel}}}[{w}s])))', b)
     rate = f"{100 * errs / total:.1f}%" if total else "-"
     p95s = "-" if p95 is None or p95 != p95 else (f"{p95*1000:.1f} ms" if p95 < 1 else f"{p95:.2f} s")
-    print(f"{name:<48} {w:>7} {total:>8.0f} {errs:>7.0f} {rate:>10} {p95s:>9}")
+    print(f"{name:<64} {w:>7} {total:>8.0f} {errs:>7.0f} {rate:>10} {p95s:>9}")
 # Recovery as the controller measured it on the recorded SLOs (1-minute
 # windows): per workflow phase, and the post-check's own.
 rep = json.load(open(report_file))
