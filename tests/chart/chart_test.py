@@ -21,7 +21,8 @@ import tempfile
 import yaml
 
 SKIP = 77
-EXPECTED_CAPS = ["NET_ADMIN", "SYS_ADMIN", "BPF", "PERFMON", "SYS_PTRACE", "KILL", "DAC_OVERRIDE"]
+EXPECTED_CAPS = [
+    "NET_ADMIN", "SYS_ADMIN", "BPF", "PERFMON", "SYS_PTRACE", "KILL", "DAC_OVERRIDE", "SYS_NICE"]
 NS = "nq-test"
 RELEASE = "nq"
 
@@ -203,6 +204,11 @@ def check_agent_daemonset(ms, privileged=False, cri=True):
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     check(mounts[host["/sys/fs/cgroup"]]["mountPath"] == "/sys/fs/cgroup", "cgroupfs at /sys/fs/cgroup")
     check(not mounts[host["/sys/fs/cgroup"]].get("readOnly"), "cgroupfs must be writable")
+    tun = next((v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == "/dev/net/tun"), None)
+    check(tun is not None and tun["hostPath"].get("type") == "CharDevice",
+          "the delay line needs the host's /dev/net/tun (CharDevice)")
+    if tun is not None:
+        check(mounts[tun["name"]]["mountPath"] == "/dev/net/tun", "/dev/net/tun at /dev/net/tun")
     state = arg(c, "--state-dir")
     vol, _ = volume_for(spec, c, state)
     check(vol.get("hostPath", {}).get("path") == state, "--state-dir must be the host's directory")
