@@ -181,7 +181,16 @@ std::string Run::report_table() const {
 nlohmann::json Run::report_json() const {
   nlohmann::json chosen = nlohmann::json::array();
   for (const auto& c : status_.chosen())
-    chosen.push_back({{"node", c.node()}, {"namespace", c.namespace_()}, {"name", c.name()}});
+    chosen.push_back({{"node", c.node()},
+                      {"namespace", c.namespace_()},
+                      {"name", c.name()},
+                      {"step", c.step()}});
+  nlohmann::json selections = nlohmann::json::array();
+  for (const auto& s : status_.selections())
+    selections.push_back({{"step", s.step()},
+                          {"mode", s.mode()},
+                          {"candidates", s.candidates()},
+                          {"chosen", s.chosen()}});
   nlohmann::json j = {{"experiment", sub_.id},
                       {"name", status_.name()},
                       {"kind", kind_},
@@ -192,6 +201,7 @@ nlohmann::json Run::report_json() const {
                       {"seed", sub_.seed},
                       {"candidates", status_.candidates()},
                       {"chosen", chosen},
+                      {"selections", selections},
                       {"slo", prom::to_json(slo_report_)}};
   if (!status_.abort_rule().empty())
     j["abort"] = {{"rule", status_.abort_rule()}, {"value", status_.abort_value()}};
@@ -410,8 +420,14 @@ Status Run::run_chaos(const experiment::Experiment& exp, const std::string& step
   {
     std::lock_guard lock(mu_);
     status_.set_candidates(sel.candidates);
+    auto* s = status_.add_selections();
+    s->set_step(step);
+    s->set_mode(selection::describe(low.mode));
+    s->set_candidates(sel.candidates);
+    s->set_chosen(static_cast<uint32_t>(sel.chosen.size()));
     for (const auto& c : sel.chosen) {
       auto* p = status_.add_chosen();
+      p->set_step(step);
       p->set_node(c.node);
       p->set_agent(node_agent[c.node]);
       p->set_namespace_(c.pod.ref().namespace_());
@@ -809,7 +825,7 @@ void Run::finish(Status result) {
   for (const auto& s : steps) revert(s);
 
   v1::ExperimentState state;
-  std::vector<std::string> report_paths;
+  std::string message;
   {
     std::lock_guard lock(mu_);
     switch (stop_) {
@@ -817,17 +833,27 @@ void Run::finish(Status result) {
       case StopReason::kOperator:
       case StopReason::kSloCheck:
         state = v1::EXPERIMENT_STATE_ABORTED;
-        status_.set_message(stop_message_);
+        message = stop_message_;
         break;
       case StopReason::kKillSwitch:
       case StopReason::kShutdown:
         state = v1::EXPERIMENT_STATE_REVERTED;
-        status_.set_message(stop_message_);
+        message = stop_message_;
         break;
       default:
         state = result.ok() ? v1::EXPERIMENT_STATE_SUCCEEDED : v1::EXPERIMENT_STATE_FAILED;
-        if (!result.ok()) status_.set_message(result.error().message());
+        if (!result.ok()) message = result.error().message();
     }
+  }
+  // The metrics first: whoever sees the final state (Get) sees them counted.
+  if (deps_.metrics) {
+    deps_.metrics->experiment_finished(kind_, state_name(state));
+    deps_.metrics->clear_blast_radius(sub_.id);
+  }
+  std::vector<std::string> report_paths;
+  {
+    std::lock_guard lock(mu_);
+    if (!message.empty()) status_.set_message(message);
     status_.set_state(state);
     status_.set_phase("done");
     status_.set_elapsed_ms(ms(SteadyClock::now() - started_));
@@ -843,10 +869,6 @@ void Run::finish(Status result) {
     if (Status st = write_report(p); !st.ok())
       spdlog::error("{}: report {}: {}", sub_.id, p, st.error().message());
   (void)persist();
-  if (deps_.metrics) {
-    deps_.metrics->experiment_finished(kind_, state_name(state));
-    deps_.metrics->clear_blast_radius(sub_.id);
-  }
   spdlog::info("{}: {}{}", sub_.id, state_name(state),
                result.ok() ? "" : ": " + result.error().message());
   {

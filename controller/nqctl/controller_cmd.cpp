@@ -139,11 +139,24 @@ void print_describe(const v1::ExperimentStatus& s) {
   std::printf("Elapsed:      %s (remaining %s)\n", secs(s.elapsed_ms()).c_str(),
               secs(s.remaining_ms()).c_str());
   std::printf("Seed:         %llu\n", static_cast<unsigned long long>(s.seed()));
-  std::printf("Selection:    %zu of %u eligible pods\n", static_cast<size_t>(s.chosen_size()),
-              s.candidates());
-  for (const auto& c : s.chosen())
-    std::printf("  %s/%s on %s (%s)\n", c.namespace_().c_str(), c.name().c_str(), c.node().c_str(),
-                c.agent().c_str());
+  if (s.selections_size() <= 1) {
+    std::printf("Selection:    %zu of %u eligible pods\n", static_cast<size_t>(s.chosen_size()),
+                s.candidates());
+    for (const auto& c : s.chosen())
+      std::printf("  %s/%s on %s (%s)\n", c.namespace_().c_str(), c.name().c_str(),
+                  c.node().c_str(), c.agent().c_str());
+  } else {
+    // A workflow: one selection per chaos step (a pod may be chosen by several).
+    std::printf("Selection:\n");
+    for (const auto& sel : s.selections()) {
+      std::printf("  %s: %u of %u eligible pods (%s)\n", sel.step().c_str(), sel.chosen(),
+                  sel.candidates(), sel.mode().c_str());
+      for (const auto& c : s.chosen())
+        if (c.step() == sel.step())
+          std::printf("    %s/%s on %s (%s)\n", c.namespace_().c_str(), c.name().c_str(),
+                      c.node().c_str(), c.agent().c_str());
+    }
+  }
   std::printf("Injections:   %u active\n", s.injections());
   for (const auto& v : s.slo())
     std::printf("SLO:          %s %s: %s %s\n", v.name().c_str(), v.bound().c_str(),

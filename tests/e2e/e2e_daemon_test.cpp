@@ -171,6 +171,15 @@ TEST_F(E2ETest, WorkflowRunsPhasesInOrderLanesSideBySideAndReportsEveryPhase) {
     for (const auto& step : phase["steps"]) EXPECT_EQ(step["outcome"], "ok") << step.dump();
   EXPECT_FALSE(phases[0].contains("recovery"));  // nothing injected, nothing to recover from
 
+  // nqctl describe: one selection per chaos step.
+  auto describe = nqctl({"describe", id}, "viewer");
+  ASSERT_EQ(describe.exit_code, 0) << describe.err;
+  for (const char* line : {"  first: 1 of 1 eligible pods", "  lane-b: 1 of 1 eligible pods",
+                           "  chaos-c: 1 of 1 eligible pods", "    " /* pod lines */})
+    EXPECT_THAT(describe.out, HasSubstr(line));
+  EXPECT_THAT(describe.out, HasSubstr("/svc-c0 on "));
+  EXPECT_EQ(j["selections"].size(), 3u);
+
   // nqctl report: the same, and the per-phase table.
   auto table = nqctl({"report", id}, "viewer");
   ASSERT_EQ(table.exit_code, 0) << table.err;
