@@ -28,6 +28,7 @@
 #include "agent/stress/stress_backend.h"
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/signals.h"
 
 #ifndef NQ_VERSION
 #define NQ_VERSION "dev"
@@ -79,11 +80,7 @@ int fail(const nq::Error& e, const char* what) {
 int main(int argc, char** argv) {
   // Before any thread exists (gRPC, probes): every thread inherits the mask,
   // so SIGTERM/SIGINT reach only the sigwait() below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = nq::block_stop_signals();
 
   Config cfg;
   cfg.node_name = hostname();

@@ -18,6 +18,7 @@
 #include "agent/server/server.h"
 #include "agent/server/tls.h"
 #include "common/duration.h"
+#include "common/signals.h"
 #include "controller/daemon/manager.h"
 #include "controller/daemon/service.h"
 #include "controller/fanout/discovery.h"
@@ -62,11 +63,7 @@ nq::Result<D> option_duration(const std::string& text, const char* option) {
 int main(int argc, char** argv) {
   // Block the stop signals in every thread (gRPC's and civetweb's inherit
   // the mask) so SIGTERM/SIGINT reach only the sigwait() below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = nq::block_stop_signals();
 
   Config cfg;
   CLI::App app{"nodequake-controller: runs experiments across the node agents"};

@@ -15,6 +15,7 @@
 #include "common/duration.h"
 #include "common/file.h"
 #include "common/netns.h"
+#include "common/signals.h"
 #include "controller/nqctl/command.h"
 #include "controller/nqctl/load.h"
 
@@ -92,11 +93,7 @@ int cmd_load(const LoadFlags& f) {
 
   // Blocked before any thread starts, so every thread inherits the mask and
   // SIGINT/SIGTERM arrive only through sigtimedwait() below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = nq::block_stop_signals();
 
   auto prom_registry = std::make_shared<prometheus::Registry>();
   LoadMetrics metrics(*prom_registry, {from->namespace_name, from->name, to->key()});

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/signals.h"
 #include "common/traffic.h"
 
 namespace {
@@ -68,11 +69,7 @@ int main(int argc, char** argv) {
 
   // Signals are taken by a thread with sigwait (blocked everywhere else, also
   // in the server thread), so stopping needs no global state.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t set = nq::block_stop_signals();
 
   auto server = nq::traffic::Server::create(bind, ports, name);
   if (!server.ok()) {

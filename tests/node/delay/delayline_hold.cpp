@@ -11,6 +11,7 @@
 #include "agent/delay/delay_line.h"
 #include "common/cidr.h"
 #include "common/duration.h"
+#include "common/signals.h"
 
 int main(int argc, char** argv) {
   CLI::App app("Holds an eBPF delay line until told to stop");
@@ -65,11 +66,7 @@ int main(int argc, char** argv) {
 
   // Blocked before any thread starts, so every thread inherits the mask and
   // sigwait() below is the only taker.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t set = nq::block_stop_signals();
 
   auto line = nq::delay::DelayLine::start(*netns, *plan);
   if (!line.ok()) return fail(line.error());
