@@ -8,16 +8,6 @@ namespace {
 
 using traffic::Summary;
 
-std::string printf_string(const char* fmt, auto... args) {
-  char buf[512];
-  std::snprintf(buf, sizeof(buf), fmt, args...);
-  return buf;
-}
-
-double mib(uint64_t kib) {
-  return static_cast<double>(kib) / 1024.0;
-}
-
 struct Row {
   std::string name;
   Summary nodequake, exec;

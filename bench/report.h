@@ -2,6 +2,8 @@
 // JSON for machines. Pure: everything here is computed from the samples.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -10,6 +12,19 @@
 #include "common/traffic.h"
 
 namespace nq::bench {
+
+// snprintf into a string: one line of a table (at most 511 bytes).
+template <typename... Args>
+std::string printf_string(const char* fmt, Args... args) {
+  char buf[512];
+  std::snprintf(buf, sizeof(buf), fmt, args...);
+  return buf;
+}
+
+// KiB, as /proc reports memory, in MiB.
+inline double mib(uint64_t kib) {
+  return static_cast<double>(kib) / 1024.0;
+}
 
 // One operation ("partition apply", ...), both ways, in milliseconds.
 struct OperationSamples {
