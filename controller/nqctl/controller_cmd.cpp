@@ -133,6 +133,7 @@ void print_describe(const v1::ExperimentStatus& s) {
   std::printf("Name:         %s (%s)\n", s.name().c_str(), s.kind().c_str());
   std::printf("State:        %s\n", state(s).c_str());
   std::printf("Phase:        %s\n", s.phase().c_str());
+  if (!s.summary().empty()) std::printf("Faults:       %s\n", s.summary().c_str());
   std::printf("Submitted:    %s by %s\n", TimeUtil::ToString(s.submitted_at()).c_str(),
               s.submitted_by().c_str());
   if (s.has_ended_at()) std::printf("Ended:        %s\n", TimeUtil::ToString(s.ended_at()).c_str());

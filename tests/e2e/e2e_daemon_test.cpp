@@ -178,6 +178,9 @@ TEST_F(E2ETest, WorkflowRunsPhasesInOrderLanesSideBySideAndReportsEveryPhase) {
                            "  chaos-c: 1 of 1 eligible pods", "    " /* pod lines */})
     EXPECT_THAT(describe.out, HasSubstr(line));
   EXPECT_THAT(describe.out, HasSubstr("/svc-c0 on "));
+  // The file in one line, as the report has it.
+  ASSERT_FALSE(j["summary"].get<std::string>().empty());
+  EXPECT_THAT(describe.out, HasSubstr("Faults:       " + j["summary"].get<std::string>() + "\n"));
   EXPECT_EQ(j["selections"].size(), 3u);
 
   // nqctl report: the same, and the per-phase table.
