@@ -21,6 +21,7 @@
 #include "agent/server/tls.h"
 #include "bench/agent_path.h"
 #include "bench/bench_sandbox.h"
+#include "bench/bench_util.h"
 #include "bench/effects.h"
 #include "bench/peer_exec.h"
 #include "bench/proc_memory.h"
@@ -47,49 +48,6 @@ struct Options {
   std::vector<std::string> agent_args;
   int step_runs = 20;
   std::chrono::milliseconds settle{1000};
-};
-
-// SIGINT/SIGTERM/SIGHUP are blocked from the start (every thread, gRPC's
-// included, inherits the mask) and taken synchronously between runs, so an
-// interrupted benchmark still stops the agent and takes its pods down.
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, s);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  }
-  Status check() const {
-    const timespec zero{};
-    const int sig = sigtimedwait(&set_, nullptr, &zero);
-    if (sig > 0)
-      return Error::status(Code::kCancelled, std::string("interrupted by ") + strsignal(sig));
-    return ok();
-  }
-
- private:
-  sigset_t set_;
-};
-
-// A directory made with mkdtemp and removed with everything in it.
-class TempDir {
- public:
-  static Result<TempDir> make(const fs::path& parent, const std::string& prefix) {
-    std::string tmpl = (parent / (prefix + "XXXXXX")).string();
-    if (::mkdtemp(tmpl.data()) == nullptr) return Error::from_errno(errno, "mkdtemp " + tmpl);
-    return TempDir(tmpl);
-  }
-  TempDir(TempDir&& o) noexcept : path_(std::exchange(o.path_, {})) {}
-  TempDir& operator=(TempDir&&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  explicit TempDir(fs::path p) : path_(std::move(p)) {}
-  fs::path path_;
 };
 
 std::string fs_type(const fs::path& p) {

@@ -25,6 +25,7 @@
 
 #include "agent/runtime/local/registry.h"
 #include "agent/server/tls.h"
+#include "bench/bench_util.h"
 #include "bench/effects.h"
 #include "bench/fanout_cluster.h"
 #include "bench/fanout_report.h"
@@ -53,47 +54,6 @@ struct Options {
   std::string gen_certs = NQ_GEN_TEST_CERTS;
   bool json = false;
   std::string json_file;
-};
-
-// Stop signals blocked from the start (every thread inherits the mask) and
-// taken between steps, so Ctrl-C still takes the cluster down (exit 130).
-class StopSignals {
- public:
-  StopSignals() {
-    sigemptyset(&set_);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, s);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  }
-  Status check() const {
-    const timespec zero{};
-    const int sig = sigtimedwait(&set_, nullptr, &zero);
-    if (sig > 0)
-      return Error::status(Code::kCancelled, std::string("interrupted by ") + strsignal(sig));
-    return ok();
-  }
-
- private:
-  sigset_t set_;
-};
-
-class TempDir {
- public:
-  static Result<TempDir> make(const fs::path& parent, const std::string& prefix) {
-    std::string tmpl = (parent / (prefix + "XXXXXX")).string();
-    if (::mkdtemp(tmpl.data()) == nullptr) return Error::from_errno(errno, "mkdtemp " + tmpl);
-    return TempDir(tmpl);
-  }
-  TempDir(TempDir&& o) noexcept : path_(std::exchange(o.path_, {})) {}
-  TempDir& operator=(TempDir&&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  explicit TempDir(fs::path p) : path_(std::move(p)) {}
-  fs::path path_;
 };
 
 void progress(const std::string& msg) {
