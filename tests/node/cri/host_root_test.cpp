@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "agent/runtime/cgroup.h"
@@ -42,6 +43,30 @@ struct CgroupDir {
     if (!path.empty()) ::rmdir(path.c_str());
   }
 };
+
+// Runs `checks` in a forked child (namespace changes stay there) and returns
+// what it reported: "" when every check held.
+std::string in_child(const std::function<std::string()>& checks) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) < 0) return std::string("pipe2: ") + std::strerror(errno);
+  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+  const pid_t child = ::fork();
+  if (child < 0) return std::string("fork: ") + std::strerror(errno);
+  if (child == 0) {
+    const std::string msg = checks();
+    (void)!::write(wr.get(), msg.data(), msg.size());
+    ::_exit(msg.empty() ? 0 : 1);
+  }
+  wr.reset();
+  std::string msg;
+  char buf[512];
+  for (ssize_t n; (n = ::read(rd.get(), buf, sizeof(buf))) > 0;) msg.append(buf, size_t(n));
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child) return msg + "waitpid: " + std::strerror(errno);
+  if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && msg.empty()))
+    return msg + "child ended with status " + std::to_string(status);
+  return msg;
+}
 
 // The child's checks; returns what went wrong ("" when all held).
 std::string child_checks(const fs::path& host_root, const CgroupMount& mount,
@@ -124,24 +149,7 @@ TEST(CgroupHostRootNode, DiscoversTheHostsCgroupfsUnderAHostRoot) {
   CgroupDir narrow{mount->mount_point / tag};
   ASSERT_EQ(::mkdir(narrow.path.c_str(), 0755), 0) << narrow.path << ": " << std::strerror(errno);
 
-  int pipefd[2];
-  ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
-  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    const std::string msg = child_checks(host_root, *mount, narrow.path);
-    (void)!::write(wr.get(), msg.data(), msg.size());
-    ::_exit(msg.empty() ? 0 : 1);
-  }
-  wr.reset();
-  std::string msg;
-  char buf[512];
-  for (ssize_t n; (n = ::read(rd.get(), buf, sizeof(buf))) > 0;) msg.append(buf, size_t(n));
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << msg;
-  EXPECT_EQ(msg, "");
+  EXPECT_EQ(in_child([&] { return child_checks(host_root, *mount, narrow.path); }), "");
   // Nothing of the child's mounts reached this namespace.
   auto after = read_mountinfo();
   ASSERT_TRUE(after.ok());
@@ -193,24 +201,7 @@ TEST(CgroupNamespaceNode, JoinsTheCgroupNamespaceOfAnotherProcess) {
 
   CgroupDir dir{mount->mount_point / ("nq-cgroupns-" + std::to_string(::getpid()))};
   ASSERT_EQ(::mkdir(dir.path.c_str(), 0755), 0) << dir.path << ": " << std::strerror(errno);
-  int pipefd[2];
-  ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
-  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    const std::string msg = cgroupns_child(dir.path, controller);
-    (void)!::write(wr.get(), msg.data(), msg.size());
-    ::_exit(msg.empty() ? 0 : 1);
-  }
-  wr.reset();
-  std::string msg;
-  char buf[512];
-  for (ssize_t n; (n = ::read(rd.get(), buf, sizeof(buf))) > 0;) msg.append(buf, size_t(n));
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << msg;
-  EXPECT_EQ(msg, "");
+  EXPECT_EQ(in_child([&] { return cgroupns_child(dir.path, controller); }), "");
 }
 
 }  // namespace
