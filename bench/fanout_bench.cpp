@@ -31,6 +31,7 @@
 #include "bench/fanout_report.h"
 #include "bench/proc_memory.h"
 #include "bench/report.h"
+#include "controller/killswitch/client.h"
 
 extern char** environ;
 
@@ -62,39 +63,6 @@ void progress(const std::string& msg) {
 
 double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
-}
-
-// ------------------------------------------------------------ HTTP (kill switch)
-
-struct HttpAnswer {
-  long status = 0;
-  std::string body;
-};
-
-Result<HttpAnswer> http(const std::string& method, const std::string& url, const std::string& token,
-                        const std::string& body) {
-  HttpAnswer out;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-  if (!curl) return Error::internal("curl_easy_init failed");
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 30000L);
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  if (!body.empty()) curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.c_str());
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(
-      curl_slist_append(nullptr, ("Authorization: Bearer " + token).c_str()), &curl_slist_free_all);
-  headers.reset(curl_slist_append(headers.release(), "Content-Type: application/json"));
-  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &out.body);
-  curl_easy_setopt(
-      curl.get(), CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* o) -> size_t {
-        static_cast<std::string*>(o)->append(p, size * n);
-        return size * n;
-      });
-  const CURLcode rc = curl_easy_perform(curl.get());
-  if (rc != CURLE_OK) return Error::unavailable(method + " " + url + ": " + curl_easy_strerror(rc));
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &out.status);
-  return out;
 }
 
 // ------------------------------------------------------------ the runs
@@ -260,9 +228,10 @@ Result<FanoutRun> one_run(Bench& b) {
 
   // (2) Kill switch: the answer carries every agent's outcome.
   const auto t1 = SteadyClock::now();
-  NQ_ASSIGN_OR_RETURN(HttpAnswer engaged,
-                      http("POST", b.cluster.killswitch_url(), b.cluster.killswitch_token(),
-                           R"({"reason": "nq-bench-fanout", "actor": "nq-bench-fanout"})"));
+  NQ_ASSIGN_OR_RETURN(
+      killswitch::HttpAnswer engaged,
+      killswitch::request("POST", b.cluster.killswitch_url(), b.cluster.killswitch_token(),
+                          R"({"reason": "nq-bench-fanout", "actor": "nq-bench-fanout"})", 30000));
   run.killswitch_ms = ms_since(t1);
   if (engaged.status != 200)
     return Error::internal("kill switch engage: HTTP " + std::to_string(engaged.status) + " " +
@@ -300,9 +269,10 @@ Result<FanoutRun> one_run(Bench& b) {
   NQ_TRY(verify(b, id, 0, true));
 
   const auto t2 = SteadyClock::now();
-  NQ_ASSIGN_OR_RETURN(HttpAnswer released,
-                      http("DELETE", b.cluster.killswitch_url(), b.cluster.killswitch_token(),
-                           R"({"actor": "nq-bench-fanout"})"));
+  NQ_ASSIGN_OR_RETURN(
+      killswitch::HttpAnswer released,
+      killswitch::request("DELETE", b.cluster.killswitch_url(), b.cluster.killswitch_token(),
+                          R"({"actor": "nq-bench-fanout"})", 30000));
   run.release_ms = ms_since(t2);
   if (released.status != 200)
     return Error::internal("kill switch release: HTTP " + std::to_string(released.status) + " " +
