@@ -71,6 +71,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "netfault.h"
+#include "rule_maps.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -103,52 +104,6 @@ __u32 ifb_by_filter;
 /* skb->cb word that tells nq_ingress_ifb to take the packet to the ifb. */
 #define CB_IFB 0
 #define CB_TO_IFB 0x4e51f1b0
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, NQ_LPM_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC); /* required for LPM tries */
-	__type(key, struct nq_lpm4_key);
-	__type(value, __u32);
-} nq_remote4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, NQ_LPM_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct nq_lpm6_key);
-	__type(value, __u32);
-} nq_remote6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, NQ_LPM_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct nq_lpm4_key);
-	__type(value, __u32);
-} nq_local4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, NQ_LPM_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct nq_lpm6_key);
-	__type(value, __u32);
-} nq_local6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NQ_MAX_RULES);
-	__type(key, __u32);
-	__type(value, struct nq_rule);
-} nq_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct nq_config);
-} nq_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -280,42 +235,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct nq_pkt *p)
 }
 
 /* Slot mask of the longest prefix containing addr, 0 when none does. */
-static __always_inline __u32 lpm_mask(void *trie4, void *trie6, const struct nq_pkt *p,
-				      const __u8 *addr)
-{
-	__u32 *mask;
 
-	if (p->family == AF_INET) {
-		struct nq_lpm4_key k = { .prefixlen = 32 };
-
-		__builtin_memcpy(k.addr, addr, 4);
-		mask = bpf_map_lookup_elem(trie4, &k);
-	} else {
-		struct nq_lpm6_key k = { .prefixlen = 128 };
-
-		__builtin_memcpy(k.addr, addr, 16);
-		mask = bpf_map_lookup_elem(trie6, &k);
-	}
-	return mask ? *mask : 0;
-}
-
-static __always_inline int port_in(const struct nq_port_range *r, __u8 n, __u16 port)
-{
-	if (n == 0)
-		return 1;
-	for (int i = 0; i < NQ_MAX_PORT_RANGES; i++) {
-		if (i >= n)
-			break;
-		/*
-		 * One unsigned compare instead of two: port's own bounds are
-		 * not refined per range, so the verifier's states stay equal
-		 * and prune.
-		 */
-		if ((__u16)(port - r[i].first) <= (__u16)(r[i].last - r[i].first))
-			return 1;
-	}
-	return 0;
-}
 
 static __always_inline int is_icmp(const struct nq_pkt *p)
 {
@@ -473,8 +393,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir_idx)
 		lport = p.dport;
 		rport = p.sport;
 	}
-	remote = lpm_mask(&nq_remote4, &nq_remote6, &p, raddr) | cfg->any_remote;
-	local = lpm_mask(&nq_local4, &nq_local6, &p, laddr) | cfg->any_local;
+	remote = lpm_mask(&nq_remote4, &nq_remote6, p.family, raddr) | cfg->any_remote;
+	local = lpm_mask(&nq_local4, &nq_local6, p.family, laddr) | cfg->any_local;
 	cand &= remote & local;
 	if (!cand)
 		return TC_ACT_UNSPEC;
