@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -17,9 +18,11 @@
 namespace nq::delay {
 
 // The ABI header is shared with clang -target bpf: pin the layout.
-static_assert(sizeof(nq_dl_state) == 24 && offsetof(nq_dl_state, tap_ifindex) == 8 &&
-              offsetof(nq_dl_state, redirect) == 20);
-static_assert(sizeof(nq_dl_stats) == 40);
+static_assert(sizeof(nq_dl_dir) == 40 && offsetof(nq_dl_dir, tap_ifindex) == 8 &&
+              offsetof(nq_dl_dir, corrupt_corr) == 36);
+static_assert(sizeof(nq_dl_state) == 88 && offsetof(nq_dl_state, veth_ifindex) == 80);
+static_assert(sizeof(nq_dl_stats) == 56);
+static_assert(NQ_DL_DIRS == 2 && NQ_IDX_EGRESS == 0 && NQ_IDX_INGRESS == 1);
 
 namespace {
 
@@ -43,14 +46,18 @@ Key lpm_key(const net::Prefix& p) {
   return k;
 }
 
+size_t index(Direction d) {
+  return static_cast<size_t>(d);
+}
+
 }  // namespace
 
 struct DelaylineProgram::Impl {
   SkelPtr skel;
   // Declared after the skeleton: destroyed first, so links close before
-  // the programs they hold.
-  UniqueFd tap_link;
-  UniqueFd egress_link;
+  // the programs they hold. By direction.
+  std::array<UniqueFd, NQ_DL_DIRS> tap_links;
+  std::array<UniqueFd, NQ_DL_DIRS> veth_links;
 };
 
 DelaylineProgram::DelaylineProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -114,21 +121,27 @@ Status DelaylineProgram::set_rules(const net::CompiledRules& rules) {
   return update(maps.nq_config, &zero, &rules.config, "write delayline config");
 }
 
-void DelaylineProgram::configure(uint32_t loss, bool redirect) {
-  impl_->skel->bss->dl_state.loss = loss;
-  impl_->skel->bss->dl_state.redirect = redirect ? 1 : 0;
+void DelaylineProgram::configure(Direction d, const DirectionConfig& config) {
+  nq_dl_dir& dir = impl_->skel->bss->dl_state.dir[index(d)];
+  dir.loss = config.loss;
+  dir.loss_corr = config.loss_correlation;
+  dir.duplicate = config.duplicate;
+  dir.duplicate_corr = config.duplicate_correlation;
+  dir.corrupt = config.corrupt;
+  dir.corrupt_corr = config.corrupt_correlation;
+  dir.redirect = config.redirect ? 1 : 0;
 }
 
-void DelaylineProgram::beat(uint64_t monotonic_ns) noexcept {
+void DelaylineProgram::beat(Direction d, uint64_t monotonic_ns) noexcept {
   // One aligned 64-bit store: the program never sees half a timestamp.
-  std::atomic_ref<__u64>(impl_->skel->bss->dl_state.heartbeat_ns)
+  std::atomic_ref<__u64>(impl_->skel->bss->dl_state.dir[index(d)].heartbeat_ns)
       .store(monotonic_ns, std::memory_order_relaxed);
 }
 
-Status DelaylineProgram::attach(int veth_ifindex, int tap_ifindex) {
+Status DelaylineProgram::attach(int veth_ifindex, int egress_tap_ifindex, int ingress_tap_ifindex) {
   if (attached()) return Error::failed_precondition("delayline program is already attached");
-  if (veth_ifindex <= 0 || tap_ifindex <= 0)
-    return Error::invalid_argument("ifindex", "the interface and the TAP need ifindexes");
+  if (veth_ifindex <= 0 || (egress_tap_ifindex <= 0 && ingress_tap_ifindex <= 0))
+    return Error::invalid_argument("ifindex", "the interface and a TAP need ifindexes");
   auto& st = impl_->skel->bss->dl_state;
   st.veth_ifindex = static_cast<__u32>(veth_ifindex);
   const auto link = [](bpf_program* prog, int ifindex, int type,
@@ -147,38 +160,55 @@ Status DelaylineProgram::attach(int veth_ifindex, int tap_ifindex) {
     }
     return UniqueFd(fd);
   };
-  NQ_ASSIGN_OR_RETURN(impl_->tap_link, link(impl_->skel->progs.dl_tap_ingress, tap_ifindex,
-                                            kBpfTcxIngress, "TAP ingress"));
-  // The TAP ifindex turns the egress program on: set before its link exists.
-  st.tap_ifindex = static_cast<__u32>(tap_ifindex);
-  auto egress = link(impl_->skel->progs.dl_egress, veth_ifindex, kBpfTcxEgress, "egress");
-  if (!egress.ok()) {
-    impl_->tap_link.reset();
-    return std::move(egress).error();
+  const int taps[NQ_DL_DIRS] = {egress_tap_ifindex, ingress_tap_ifindex};
+  bpf_program* const hooks[NQ_DL_DIRS] = {impl_->skel->progs.dl_egress,
+                                          impl_->skel->progs.dl_ingress};
+  const int hook_types[NQ_DL_DIRS] = {kBpfTcxEgress, kBpfTcxIngress};
+  const char* const hook_names[NQ_DL_DIRS] = {"egress", "ingress"};
+  const auto attach_all = [&]() -> Status {
+    for (size_t d = 0; d < NQ_DL_DIRS; ++d) {
+      if (taps[d] <= 0) continue;
+      NQ_ASSIGN_OR_RETURN(impl_->tap_links[d], link(impl_->skel->progs.dl_tap_ingress, taps[d],
+                                                    kBpfTcxIngress, "TAP ingress"));
+      // The TAP ifindex turns the direction on: set before its hook's link
+      // exists (and after the TAP's, so the way back is there first).
+      st.dir[d].tap_ifindex = static_cast<__u32>(taps[d]);
+    }
+    for (size_t d = 0; d < NQ_DL_DIRS; ++d) {
+      if (taps[d] <= 0) continue;
+      NQ_ASSIGN_OR_RETURN(impl_->veth_links[d],
+                          link(hooks[d], veth_ifindex, hook_types[d], hook_names[d]));
+    }
+    return ok();
+  };
+  if (Status s = attach_all(); !s.ok()) {
+    detach();
+    return s;
   }
-  impl_->egress_link = std::move(*egress);
   return ok();
 }
 
-void DelaylineProgram::detach_egress() noexcept {
-  impl_->egress_link.reset();
+void DelaylineProgram::detach_interface() noexcept {
+  for (UniqueFd& l : impl_->veth_links) l.reset();
 }
 
 void DelaylineProgram::detach() noexcept {
-  impl_->egress_link.reset();
-  impl_->tap_link.reset();
+  detach_interface();
+  for (UniqueFd& l : impl_->tap_links) l.reset();
 }
 
 bool DelaylineProgram::attached() const noexcept {
-  return impl_->egress_link.valid() || impl_->tap_link.valid();
+  for (size_t d = 0; d < NQ_DL_DIRS; ++d)
+    if (impl_->veth_links[d].valid() || impl_->tap_links[d].valid()) return true;
+  return false;
 }
 
-Result<nq_dl_stats> DelaylineProgram::stats() const {
+Result<nq_dl_stats> DelaylineProgram::stats(Direction d) const {
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) return Error::from_errno(-ncpus, "count possible CPUs");
   std::vector<nq_dl_stats> per_cpu(static_cast<size_t>(ncpus));
-  const uint32_t zero = 0;
-  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.dl_stats), &zero, per_cpu.data()) != 0)
+  const uint32_t key = static_cast<uint32_t>(index(d));
+  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.dl_stats), &key, per_cpu.data()) != 0)
     return Error::from_errno(errno, "read delayline counters");
   nq_dl_stats sum{};
   for (const nq_dl_stats& s : per_cpu) {
@@ -187,6 +217,8 @@ Result<nq_dl_stats> DelaylineProgram::stats() const {
     sum.lost += s.lost;
     sum.bypassed += s.bypassed;
     sum.returned += s.returned;
+    sum.duplicated += s.duplicated;
+    sum.corrupted += s.corrupted;
   }
   return sum;
 }

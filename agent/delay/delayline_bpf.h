@@ -1,6 +1,7 @@
 // The delayline BPF object of one delay line (ebpf/delayline.bpf.c): an
-// owner of bpftool's skeleton, its rule maps, its state in .bss and the two
-// TCX links (pod interface egress, TAP ingress).
+// owner of bpftool's skeleton, its rule maps, its state in .bss and its TCX
+// links (the pod interface's egress and/or ingress, each direction's TAP's
+// ingress).
 //
 // TCX only: a link dies with the process that holds it, which is the line's
 // first fail-safety (a killed agent takes the redirect along). clsact
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "agent/delay/direction.h"
 #include "agent/net/rules.h"
 #include "common/result.h"
 #include "ebpf/delayline.h"
@@ -38,27 +40,28 @@ class DelaylineProgram {
 
   // Writes the scope (a fresh object's maps are empty). Before attach().
   Status set_rules(const net::CompiledRules& rules);
-  // Loss probability (0..UINT32_MAX) and whether matching packets go to the
-  // engine at all. Before attach().
-  void configure(uint32_t loss, bool redirect);
-  // The engine's heartbeat, CLOCK_MONOTONIC ns: a store into the mmapped
-  // .bss, safe from any thread.
-  void beat(uint64_t monotonic_ns) noexcept;
+  // A direction's rolls and whether its packets go to the engine. Before
+  // attach().
+  void configure(Direction d, const DirectionConfig& config);
+  // A direction's engine's heartbeat, CLOCK_MONOTONIC ns: a store into the
+  // mmapped .bss, safe from any thread.
+  void beat(Direction d, uint64_t monotonic_ns) noexcept;
 
-  // Attaches dl_tap_ingress to the TAP, then dl_egress to the pod
+  // Per direction with a TAP (ifindex > 0, at least one): attaches
+  // dl_tap_ingress to the TAP, then dl_egress / dl_ingress to the pod
   // interface, so the way back exists before the first packet is taken.
-  // Call on a thread inside the namespace of both (ifindexes are per
-  // namespace).
-  Status attach(int veth_ifindex, int tap_ifindex);
-  // Closes the egress link: no more packets go to the engine, and frames it
-  // still writes back keep leaving through the TAP's link.
-  void detach_egress() noexcept;
-  // Closes both links.
+  // Call on a thread inside the namespace of all of them (ifindexes are per
+  // namespace). On failure nothing stays attached.
+  Status attach(int veth_ifindex, int egress_tap_ifindex, int ingress_tap_ifindex);
+  // Closes the pod interface's links: no more packets go to the engines,
+  // and frames they still write back keep going through the TAPs' links.
+  void detach_interface() noexcept;
+  // Closes every link.
   void detach() noexcept;
   bool attached() const noexcept;
 
-  // The counters, summed over CPUs.
-  Result<nq_dl_stats> stats() const;
+  // A direction's counters, summed over CPUs.
+  Result<nq_dl_stats> stats(Direction d) const;
 
  private:
   struct Impl;

@@ -1,5 +1,7 @@
 #include "agent/delay/plan.h"
 
+#include <variant>
+
 namespace nq::delay {
 namespace {
 
@@ -27,8 +29,16 @@ Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::stri
     return Error::invalid_argument(f + "delay", "must be within 0..60s");
   if (spec.jitter < 0ns || spec.jitter > net::kMaxNetemDelay)
     return Error::invalid_argument(f + "jitter", "must be within 0..60s");
+  if (spec.dirs == 0 || (spec.dirs & ~net::kBoth) != 0)
+    return Error::invalid_argument(
+        f + "path.direction", "must be TO, FROM or BOTH (dirs " + std::to_string(spec.dirs) + ")");
   NQ_TRY(percent(spec.delay_correlation, f + "delay_correlation"));
   NQ_TRY(percent(spec.loss, f + "loss"));
+  NQ_TRY(percent(spec.loss_correlation, f + "loss_correlation"));
+  NQ_TRY(percent(spec.duplicate, f + "duplicate"));
+  NQ_TRY(percent(spec.duplicate_correlation, f + "duplicate_correlation"));
+  NQ_TRY(percent(spec.corrupt, f + "corrupt"));
+  NQ_TRY(percent(spec.corrupt_correlation, f + "corrupt_correlation"));
   if (spec.limit == 0 || spec.limit > net::kMaxNetemLimit)
     return Error::invalid_argument(f + "limit",
                                    std::to_string(spec.limit) + " is outside 1..1000000");
@@ -37,14 +47,17 @@ Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::stri
 
   DelayLinePlan plan;
   plan.ifname = spec.ifname;
+  plan.dirs = spec.dirs;
   net::RuleSlots slots;
   net::NetRule rule;
   rule.kind = net::NetRule::Kind::kShape;
-  rule.dirs = net::kEgress;
+  rule.dirs = spec.dirs;
   rule.scope = spec.scope;
-  // The rule compiler wants an HTB class for a SHAPE rule; the delayline
-  // program never reads it (nothing is classified), so any valid handle does.
-  rule.egress_classid = kUnusedClassid;
+  // The rule compiler wants an HTB class per direction of a SHAPE rule; the
+  // delayline program never reads them (nothing is classified), so any
+  // valid handle does.
+  if (spec.dirs & net::kEgress) rule.egress_classid = kUnusedClassid;
+  if (spec.dirs & net::kIngress) rule.ingress_classid = kUnusedClassid;
   slots[0] = rule;
   auto rules = net::compile_rules(slots, 0);
   if (!rules.ok()) return std::move(rules).error().wrapped(f + "path.scope");
@@ -53,11 +66,18 @@ Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::stri
   plan.model.jitter = spec.jitter;
   plan.model.correlation = net::percent_to_probability(spec.delay_correlation);
   plan.model.distribution = spec.distribution;
-  plan.loss = net::percent_to_probability(spec.loss);
-  // Loss alone is done in BPF and needs no engine. A line with neither
-  // delay nor loss still takes every frame through the engine: 0 ms, the
-  // line's own cost (what the benchmark measures at 0 ms).
-  plan.redirect = spec.delay > 0ns || spec.jitter > 0ns || spec.loss == 0;
+  DirectionConfig& r = plan.rolls;
+  r.loss = net::percent_to_probability(spec.loss);
+  r.loss_correlation = net::percent_to_probability(spec.loss_correlation);
+  r.duplicate = net::percent_to_probability(spec.duplicate);
+  r.duplicate_correlation = net::percent_to_probability(spec.duplicate_correlation);
+  r.corrupt = net::percent_to_probability(spec.corrupt);
+  r.corrupt_correlation = net::percent_to_probability(spec.corrupt_correlation);
+  // Loss, duplication and corruption are done in BPF and need no engine. A
+  // line with none of them and no delay still takes every frame through the
+  // engine: 0 ms, the line's own cost (what the benchmark measures at 0 ms).
+  const bool rolls_only = spec.loss > 0 || spec.duplicate > 0 || spec.corrupt > 0;
+  r.redirect = spec.delay > 0ns || spec.jitter > 0ns || !rolls_only;
   plan.limit = spec.limit;
   plan.preserve_order = spec.preserve_order;
   plan.stale_after = spec.stale_after;
@@ -68,23 +88,43 @@ Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::stri
 Result<DelayLineSpec> spec_from_netem(const net::NetemParams& params, const net::Path& path,
                                       const std::string& field) {
   const std::string f = field.empty() ? "" : field + ".";
-  if (path.dirs != net::kEgress)
-    return Error::failed_precondition(
-        f + "path.direction: the eBPF delay line delays egress (TO) only so far");
-  NQ_TRY(unsupported(params.duplicate > 0, f + "duplicate", "duplication"));
-  NQ_TRY(unsupported(params.corrupt > 0, f + "corrupt", "corruption"));
+  // Release by due time already reorders like netem with jitter; netem's
+  // reorder (send some packets at once, ahead of the held ones) is not done.
   NQ_TRY(unsupported(params.reorder > 0 || params.gap > 0, f + "reorder", "reordering"));
-  NQ_TRY(unsupported(params.loss_correlation > 0, f + "loss_correlation", "correlated loss"));
   DelayLineSpec spec;
   spec.ifname = path.ifname;
+  spec.dirs = path.dirs;
   spec.scope = path.scope;
   spec.delay = params.delay;
   spec.jitter = params.jitter;
   spec.delay_correlation = params.delay_correlation;
   spec.distribution = params.distribution;
   spec.loss = params.loss;
+  spec.loss_correlation = params.loss_correlation;
+  spec.duplicate = params.duplicate;
+  spec.duplicate_correlation = params.duplicate_correlation;
+  spec.corrupt = params.corrupt;
+  spec.corrupt_correlation = params.corrupt_correlation;
   spec.limit = params.limit;
   return spec;
+}
+
+Result<DelayLineSpec> spec_from_netem_leaves(const std::optional<net::LeafSpec>& egress,
+                                             const std::optional<net::LeafSpec>& ingress,
+                                             const net::Path& path, const std::string& field) {
+  const std::optional<net::LeafSpec>& leaf = egress ? egress : ingress;
+  if (!leaf || !std::holds_alternative<net::NetemParams>(*leaf))
+    return Error::invalid_argument(field.empty() ? "netem" : field,
+                                   "not a netem fault: no netem parameters for either direction");
+  const auto& params = std::get<net::NetemParams>(*leaf);
+  // plan_netem() gives both leaves the same (split) parameters; a caller
+  // with different ones per direction needs two lines.
+  if (egress && ingress &&
+      (!std::holds_alternative<net::NetemParams>(*ingress) ||
+       std::get<net::NetemParams>(*ingress) != params))
+    return Error::invalid_argument(field.empty() ? "netem" : field,
+                                   "the two directions' netem parameters differ");
+  return spec_from_netem(params, path, field);
 }
 
 }  // namespace nq::delay

@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "agent/delay/direction.h"
 #include "agent/delay/sampler.h"
 #include "agent/net/netem.h"
 #include "agent/net/path.h"
@@ -17,15 +19,26 @@ namespace nq::delay {
 
 using namespace std::chrono_literals;
 
+// What the line does to each direction in `dirs`: every direction gets all
+// of it (delay, jitter, rolls), as each of the netem path's leaves does. For
+// DIRECTION_BOTH the caller passes one direction's share (net::split_for_both
+// unless delay_each_direction), exactly what plan_netem() puts in each leaf.
 struct DelayLineSpec {
   std::string ifname = "eth0";  // the pod's interface, in its netns
-  net::Scope scope;             // packets leaving the pod that are delayed
+  uint8_t dirs = net::kEgress;  // net::Dir bits: TO, FROM or both
+  net::Scope scope;             // packets in scope (remote = the peer)
   nanoseconds delay{0};
   nanoseconds jitter{0};
   double delay_correlation = 0;  // percent
   net::DelayDistribution distribution = net::DelayDistribution::kUniform;
-  double loss = 0;                           // percent, rolled in BPF
-  uint32_t limit = net::kDefaultNetemLimit;  // frames held at once
+  // Percentages, rolled in BPF, with netem's correlation (percent).
+  double loss = 0;
+  double loss_correlation = 0;
+  double duplicate = 0;
+  double duplicate_correlation = 0;
+  double corrupt = 0;
+  double corrupt_correlation = 0;
+  uint32_t limit = net::kDefaultNetemLimit;  // frames held at once, per direction
   bool preserve_order = false;               // FIFO instead of release by due time
   // Heartbeat age beyond which the BPF program bypasses the line.
   nanoseconds stale_after = 100ms;
@@ -37,12 +50,14 @@ inline constexpr nanoseconds kMaxStaleAfter = 10s;
 
 struct DelayLinePlan {
   std::string ifname;
+  uint8_t dirs = net::kEgress;  // each direction gets a TAP and an engine
   net::CompiledRules rules;
   DelayModel model;
-  uint32_t loss = 0;      // 0..UINT32_MAX
-  // false: loss only, no frame goes to the engine. A spec without delay
-  // and loss still goes through the engine (a 0 ms line).
-  bool redirect = false;
+  // The rolls and the redirect, for each direction in `dirs`
+  // (probabilities 0..UINT32_MAX). redirect false: loss, duplicate and
+  // corrupt only, no frame goes to the engine. A spec with none of delay,
+  // loss, duplicate and corrupt still goes through the engine (a 0 ms line).
+  DirectionConfig rolls;
   uint32_t limit = 0;
   bool preserve_order = false;
   nanoseconds stale_after{0};
@@ -53,10 +68,17 @@ struct DelayLinePlan {
 // Validates `spec`; errors name the field under `field` (e.g. "spec.netem").
 Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::string& field);
 
-// The delay-line form of a netem fault: egress only, and without what the
-// line does not do yet (duplicate, corrupt, reorder, loss correlation),
-// each refused with FAILED_PRECONDITION naming the field.
+// The delay-line form of a netem fault. `params` are one direction's (for
+// DIRECTION_BOTH plan_netem() has already split them). Reordering, which
+// the line does not do, is refused with FAILED_PRECONDITION naming the
+// field.
 Result<DelayLineSpec> spec_from_netem(const net::NetemParams& params, const net::Path& path,
                                       const std::string& field);
+
+// The same from a validated netem fault's leaves (NetworkFault / ShapingPlan:
+// egress and/or ingress, present per path.dirs, equal when both are).
+Result<DelayLineSpec> spec_from_netem_leaves(const std::optional<net::LeafSpec>& egress,
+                                             const std::optional<net::LeafSpec>& ingress,
+                                             const net::Path& path, const std::string& field);
 
 }  // namespace nq::delay

@@ -43,6 +43,11 @@ std::string DelayLineFaults::tap_name_for(const std::string& id) {
   return name;
 }
 
+std::string DelayLineFaults::ingress_tap_name(const std::string& tap) {
+  if (tap.rfind("nqdl", 0) != 0) return "";
+  return "nqdi" + tap.substr(4);
+}
+
 Result<core::Details> DelayLineFaults::apply(const std::string& id, const core::NetworkFault& fault,
                                              const runtime::PodInfo& pod) {
   if (!fault.delay_line)
@@ -72,6 +77,7 @@ Result<core::Details> DelayLineFaults::apply(const std::string& id, const core::
 
   delay::DelayLineOptions options = options_;
   options.tap_name = tap_name_for(id);
+  options.ingress_tap_name = ingress_tap_name(options.tap_name);
   jr::Record owned;
   jr::LinkOwned* link = owned.mutable_link_owned();
   link->set_key(key);
@@ -96,7 +102,9 @@ Result<core::Details> DelayLineFaults::apply(const std::string& id, const core::
   core::Details details;
   details["netns"] = netns.path();
   details["interface"] = plan.ifname;
-  details["tap"] = (*line)->tap_name();
+  std::string taps;
+  for (const std::string& t : (*line)->tap_names()) taps += (taps.empty() ? "" : ",") + t;
+  details["tap"] = taps;
   details["attach"] = "tcx";
   lines_.emplace(id, Held{key, pod.key(), std::move(*line)});
   return details;
@@ -133,7 +141,16 @@ core::Details DelayLineFaults::observe(const std::string& id) const {
   if (it == lines_.end()) return {};
   auto stats = it->second.line->stats();
   if (!stats.ok()) return {{"stats_error", stats.error().message()}};
-  const delay::EngineStats& e = stats->engine;
+  // Both directions' engines together (an engine a line lacks counts 0).
+  const delay::EngineStats& out = stats->engine;
+  const delay::EngineStats& in = stats->engine_ingress;
+  delay::EngineStats e;
+  e.frames_in = out.frames_in + in.frames_in;
+  e.frames_out = out.frames_out + in.frames_out;
+  e.held = out.held + in.held;
+  e.dropped_full = out.dropped_full + in.dropped_full;
+  e.cpu = out.cpu + in.cpu;
+  for (size_t i = 0; i < e.lateness.size(); ++i) e.lateness[i] = out.lateness[i] + in.lateness[i];
   core::Details d;
   d["frames"] = count(e.frames_in);
   d["frames_out"] = count(e.frames_out);
@@ -142,10 +159,12 @@ core::Details DelayLineFaults::observe(const std::string& id) const {
   d["late_p99_us"] = "<" + std::to_string(e.lateness_percentile(99).count());
   d["engine_cpu_ms"] =
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(e.cpu).count());
-  d["engine_realtime"] = e.realtime ? "true" : "false";
+  d["engine_realtime"] = (out.realtime || in.realtime) ? "true" : "false";
   d["matched"] = count(stats->bpf.matched);
   d["lost"] = count(stats->bpf.lost);
   d["bypassed"] = count(stats->bpf.bypassed);
+  d["duplicated"] = count(stats->bpf.duplicated);
+  d["corrupted"] = count(stats->bpf.corrupted);
   return d;
 }
 
@@ -159,16 +178,20 @@ Status DelayLineFaults::reconcile(const jr::LinkOwned& link) {
   if (netns->id() != NsId{link.netns().dev(), link.netns().ino()}) return ok();  // replaced
   return run_in_netns(*netns, [&]() -> Status {
     NQ_ASSIGN_OR_RETURN(NlSocket sock, NlSocket::open_route());
-    auto index = link_index(sock, link.delay_tap());
-    if (!index.ok()) {
-      if (index.error().status_code() == Code::kNotFound) return ok();  // gone with its fd
-      return std::move(index).error();
+    for (const std::string& tap : {link.delay_tap(), ingress_tap_name(link.delay_tap())}) {
+      if (tap.empty()) continue;
+      auto index = link_index(sock, tap);
+      if (!index.ok()) {
+        if (index.error().status_code() == Code::kNotFound) continue;  // gone with its fd
+        return std::move(index).error();
+      }
+      // Something kept the TAP's fd open (a forked child?): the device
+      // goes, and with it the TAP-side program's link.
+      spdlog::warn("reconcile: delay-line TAP {} still exists in {}; deleting it", tap,
+                   link.netns().path());
+      NQ_TRY(delete_link(sock, tap));
     }
-    // Something kept the TAP's fd open (a forked child?): the device goes,
-    // and with it the TAP-side program's link.
-    spdlog::warn("reconcile: delay-line TAP {} still exists in {}; deleting it", link.delay_tap(),
-                 link.netns().path());
-    return delete_link(sock, link.delay_tap());
+    return ok();
   });
 }
 

@@ -5,7 +5,9 @@
 // die with the process, so a killed agent leaves traffic undelayed and
 // nothing in the kernel. The TAP is still journaled (LinkOwned.delay_tap)
 // before it is created, so that the next start can check by name that it
-// is gone and delete it if something kept it alive.
+// is gone and delete it if something kept it alive. A line that delays
+// ingress (FROM/BOTH) has a second TAP whose name follows from the
+// journaled one (ingress_tap_name()), so the journal format is unchanged.
 #pragma once
 
 #include <map>
@@ -29,8 +31,9 @@ class DelayLineFaults {
 
   bool holds(const std::string& id) const { return lines_.count(id) > 0; }
   // `fault` is a netem fault resolved to engine ebpf (fault.delay_line set).
-  // All or nothing. One line per pod interface so far: a second one on the
-  // same interface is refused with FAILED_PRECONDITION.
+  // All or nothing. One line per pod interface so far (whatever its
+  // directions): a second one on the same interface is refused with
+  // FAILED_PRECONDITION.
   Result<core::Details> apply(const std::string& id, const core::NetworkFault& fault,
                               const runtime::PodInfo& pod);
   // Graceful: detach the egress program, write out what is held, remove the
@@ -41,12 +44,16 @@ class DelayLineFaults {
   // Shutdown, after every injection was reverted.
   void release_all();
 
-  // Start-up: deletes the journaled TAP `tap` in the link's namespace if it
-  // is still there; a vanished or replaced namespace counts as done.
+  // Start-up: deletes the journaled TAP (and its ingress twin) in the
+  // link's namespace if still there; a vanished or replaced namespace
+  // counts as done.
   static Status reconcile(const nodequake::v1::journal::LinkOwned& link);
   // The TAP's name for an injection: "nqdl" + 8 hex digits of a hash of the
   // id (IFNAMSIZ), known before the device exists so it can be journaled.
   static std::string tap_name_for(const std::string& id);
+  // The ingress direction's TAP for a journaled (egress) TAP name: "nqdi"
+  // instead of "nqdl"; empty for a name not made by tap_name_for().
+  static std::string ingress_tap_name(const std::string& tap);
 
  private:
   struct Held {

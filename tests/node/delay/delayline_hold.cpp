@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   CLI::App app("Holds an eBPF delay line until told to stop");
   std::string netns_path, ifname = "eth0", delay = "0s", jitter = "0s", dist = "uniform";
   std::vector<std::string> remote;
-  double loss = 0, correlation = 0;
+  std::string direction = "to";
+  double loss = 0, correlation = 0, loss_correlation = 0, duplicate = 0, corrupt = 0;
   uint32_t limit = 1000;
   app.add_option("--netns", netns_path, "the pod's network namespace")->required();
   app.add_option("--interface", ifname, "the pod's interface");
@@ -25,7 +26,11 @@ int main(int argc, char** argv) {
   app.add_option("--jitter", jitter, "e.g. 10ms");
   app.add_option("--distribution", dist, "uniform|normal|pareto|paretonormal");
   app.add_option("--correlation", correlation, "delay correlation, percent");
+  app.add_option("--direction", direction, "to|from|both (each direction gets the full spec)");
   app.add_option("--loss", loss, "percent");
+  app.add_option("--loss-correlation", loss_correlation, "percent");
+  app.add_option("--duplicate", duplicate, "percent");
+  app.add_option("--corrupt", corrupt, "percent");
   app.add_option("--limit", limit, "frames held");
   app.add_option("--remote", remote, "remote CIDRs (none: every peer)");
   CLI11_PARSE(app, argc, argv);
@@ -51,8 +56,18 @@ int main(int argc, char** argv) {
   } else if (dist != "uniform") {
     return fail(nq::Error::invalid_argument("--distribution", "unknown: " + dist));
   }
+  if (direction == "from") {
+    spec.dirs = nq::net::kIngress;
+  } else if (direction == "both") {
+    spec.dirs = nq::net::kBoth;
+  } else if (direction != "to") {
+    return fail(nq::Error::invalid_argument("--direction", "unknown: " + direction));
+  }
   spec.delay_correlation = correlation;
   spec.loss = loss;
+  spec.loss_correlation = loss_correlation;
+  spec.duplicate = duplicate;
+  spec.corrupt = corrupt;
   spec.limit = limit;
   for (const std::string& r : remote) {
     auto c = nq::parse_cidr(r, "--remote");
