@@ -153,6 +153,7 @@ class AgentDelayTest : public ::testing::Test {
     spec.mutable_netem()->set_engine(engine);
     return spec;
   }
+  void apply_measure_revert(const std::string& id, v1::Direction direction);
   bool probe_has(const std::string& cap) {
     v1::ProbeResponse probe;
     EXPECT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Probe, v1::ProbeRequest{}, &probe).ok());
@@ -243,6 +244,67 @@ TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
   EXPECT_EQ(*progs, 0u);
 }
 
+// An ingress line through the agent: applied, measured, reverted, and
+// nothing left (no TAP, no TCX program on either hook; TearDown compares
+// the pods' kernel state with the baseline).
+void AgentDelayTest::apply_measure_revert(const std::string& id, v1::Direction direction) {
+  auto control = probes(50, 5ms, 200ms);
+  ASSERT_TRUE(control.ok()) << control.error().message();
+  const double base = rtt_ms(*control).mean;
+  v1::ApplyRequest req = delay_request(id, 100ms, v1::NETEM_ENGINE_EBPF);
+  req.mutable_spec()->mutable_netem()->mutable_path()->set_direction(direction);
+  v1::ApplyResponse applied;
+  grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply, req, &applied);
+  // agent/core/spec_engine.cpp hands the line only the egress leaf so far.
+  if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+      st.error_message().find("egress (TO) only so far") != std::string::npos)
+    GTEST_SKIP() << "the agent core still refuses this direction for the delay line "
+                    "(agent/core/spec_engine.cpp: delay_line_spec() takes fault.egress only): "
+                 << st.error_message();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(applied.injection().details().at("engine"), "ebpf");
+  std::vector<std::string> taps;
+  std::stringstream names(applied.injection().details().at("tap"));
+  for (std::string t; std::getline(names, t, ',');) taps.push_back(t);
+  EXPECT_EQ(taps.size(), direction == v1::DIRECTION_BOTH ? 2u : 1u);
+  for (const std::string& tap : taps) EXPECT_TRUE(link_exists(netns_.at(kClient), tap).value());
+  EXPECT_EQ(tcx_programs(netns_.at(kClient), "eth0", false).value(), 1u);
+
+  auto shaped = probes(200, 5ms, 300ms);
+  ASSERT_TRUE(shaped.ok()) << shaped.error().message();
+  ASSERT_GE(shaped->received, 195);
+  const traffic::Summary s = rtt_ms(*shaped);
+  std::printf("%s 100ms through the agent: n=%zu mean %.3f ms (unshaped %.3f) sd %.3f\n",
+              id.c_str(), s.n, s.mean - base, base, s.stddev);
+  // FROM: the answers wait 100 ms; BOTH: 50 ms each way (the netem path's split).
+  EXPECT_NEAR(s.mean - base, 100.0, 1.0);
+
+  v1::RevertRequest rreq;
+  rreq.set_id(id);
+  v1::RevertResponse rresp;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Revert, rreq, &rresp).ok());
+  auto after = probes(50, 5ms, 200ms);
+  ASSERT_TRUE(after.ok());
+  EXPECT_LT(rtt_ms(*after).max, base + 10) << "still delayed after revert";
+  for (const std::string& tap : taps)
+    EXPECT_FALSE(link_exists(netns_.at(kClient), tap).value()) << tap << " left behind";
+  EXPECT_EQ(tcx_programs(netns_.at(kClient), "eth0", false).value(), 0u);
+  EXPECT_EQ(tcx_programs(netns_.at(kClient), "eth0", true).value(), 0u);
+  v1::ListResponse list;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
+  EXPECT_EQ(list.injections_size(), 0);
+}
+
+TEST_F(AgentDelayTest, FromDelayOnTheLineIsAppliedAndRevertedLeavingNothing) {
+  if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
+  apply_measure_revert("from", v1::DIRECTION_FROM);
+}
+
+TEST_F(AgentDelayTest, BothDelayOnTheLineIsAppliedAndRevertedLeavingNothing) {
+  if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
+  apply_measure_revert("both", v1::DIRECTION_BOTH);
+}
+
 TEST_F(AgentDelayTest, RefusalsNameTheFieldAndTheEngine) {
   if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
   if (!auto_is_ebpf()) GTEST_SKIP() << "kernel has sch_netem";
@@ -253,12 +315,11 @@ TEST_F(AgentDelayTest, RefusalsNameTheFieldAndTheEngine) {
   std::vector<Case> cases;
   cases.push_back({delay_request("forced-netem", 100ms, v1::NETEM_ENGINE_NETEM),
                    {"sch_netem", "spec.netem.engine"}});
-  cases.push_back({delay_request("dup", 100ms), {"spec.netem.duplicate", "delay line"}});
-  cases.back().req.mutable_spec()->mutable_netem()->set_duplicate(10);
-  cases.push_back(
-      {delay_request("both", 100ms, v1::NETEM_ENGINE_EBPF), {"spec.netem.path.direction", "ebpf"}});
-  cases.back().req.mutable_spec()->mutable_netem()->mutable_path()->set_direction(
-      v1::DIRECTION_BOTH);
+  cases.push_back({delay_request("reorder", 100ms), {"spec.netem.reorder", "delay line"}});
+  cases.back().req.mutable_spec()->mutable_netem()->set_reorder(10);
+  cases.push_back({delay_request("reorder-ebpf", 100ms, v1::NETEM_ENGINE_EBPF),
+                   {"spec.netem.reorder", "ebpf"}});
+  cases.back().req.mutable_spec()->mutable_netem()->set_reorder(10);
   for (const Case& c : cases) {
     v1::ApplyResponse resp;
     grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply, c.req, &resp);
