@@ -15,7 +15,8 @@ if ((EUID != 0)); then
 fi
 
 # Every tier but vm, one test at a time (node tests measure rates and
-# latencies); then the vm tier, two guests at a time (tests/vm/CMakeLists.txt).
+# latencies); then the vm tier, two guests at a time, but for the boots that
+# measure latencies, which run alone (RUN_SERIAL, tests/vm/CMakeLists.txt).
 ctest --test-dir "$build" --output-on-failure --timeout 600 -LE '^vm$'
 rc=$?
 log="$build/Testing/Temporary/LastTest.log"
@@ -76,11 +77,17 @@ for b in vm:
             if summaries else (finished.group(1) if finished else ""))
     if why:
         line = (line + "; " if line else "") + why.group(1).lower() + ": " + why.group(2)
-    print(f"  {name} ({secs.group(1) if secs else '?'} s): {line or 'no test report'}")
+    kernel = re.search(r"^vm-run: kernel (\S+) ", b, re.M)
+    print(f"  {name} ({secs.group(1) if secs else '?'} s, {kernel.group(1) if kernel else '?'}): "
+          f"{line or 'no test report'}")
+    # A guest killed for its timeout: what it was running (vm-run's hang report).
+    for what in re.findall(r"^vm-run: ((?:binary|test) running.*)$", b, re.M):
+        print(f"      {what}")
     for verdict, test, rest in re.findall(
             r"^nq-vm:   (PASSED|FAILED|SKIPPED|SKIP NOT ALLOWED)\s+(\S+) \([^)]*\)(.*)$", b, re.M):
         print(f"      {verdict:<16} {test}{rest if verdict.startswith('SKIP') else ''}")
-print(f"vm tier: {total:.0f} s of guest time, {sys.argv[2]} s wall time (two guests at a time)")
+print(f"vm tier: {total:.0f} s of guest time, {sys.argv[2]} s wall time "
+      "(two guests at a time, a timing boot alone: tests/vm/CMakeLists.txt)")
 PY
 fi
 exit $rc
