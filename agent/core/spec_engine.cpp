@@ -1,7 +1,5 @@
 #include "agent/core/spec_engine.h"
 
-#include <variant>
-
 namespace nq::core {
 namespace {
 
@@ -26,15 +24,12 @@ bool all_of(const Capabilities& caps, std::initializer_list<const char*> names,
 }
 
 // The delay line's form of the fault: FAILED_PRECONDITION naming the field it
-// cannot do (duplicate, corrupt, reorder, ingress, ...) and the engine.
+// cannot do (reorder) and the engine. Each direction's leaf becomes that
+// direction's half of the line, as each becomes a qdisc on the netem path.
 Result<delay::DelayLineSpec> delay_line_spec(const NetworkFault& fault) {
-  if (!fault.egress || !std::holds_alternative<net::NetemParams>(*fault.egress))
-    return Error::failed_precondition(std::string(kField) +
-                                      ".path.direction: the eBPF delay line delays egress (TO) "
-                                      "only so far");
   NQ_ASSIGN_OR_RETURN(
       delay::DelayLineSpec spec,
-      delay::spec_from_netem(std::get<net::NetemParams>(*fault.egress), fault.path, kField));
+      delay::spec_from_netem_leaves(fault.egress, fault.ingress, fault.path, kField));
   NQ_TRY(delay::plan_delay_line(spec, kField));
   return spec;
 }
