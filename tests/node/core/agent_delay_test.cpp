@@ -125,21 +125,37 @@ class AgentDelayTest : public ::testing::Test {
     ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Revert, rreq, &rresp).ok());
   }
   // The bounds, for either engine: 100 ms fixed within 1 ms; 500 +-
-  // 100 ms normal with the mean within 5 % and sigma within 20 %.
+  // 100 ms normal with the mean within 5 % and sigma within 20 %. What is
+  // held to them is the delay the spec adds over the same engine at 1 us:
+  // the engine's own path (netem's qdisc; the line's TAP, engine thread and
+  // back) is measured first and subtracted. On hardware that path costs
+  // ~0.03 ms (the absolute figures are asserted by AutoUsesTheDelayLine...
+  // and nq_node_delay); in the vm tier's emulated CPU the line's round trip
+  // through a user-space thread costs ~0.9 ms by itself, which is the
+  // emulator's speed, not the delay's accuracy. The path is bounded too.
   void side_by_side(v1::NetemEngine engine, const std::string& want) {
+    // 1 us: the API refuses a netem spec that asks for nothing.
+    Measured path;
+    v1::FaultSpec tiny = engine_spec(0ms, 0ms, engine);
+    tiny.mutable_netem()->mutable_delay()->set_nanos(1000);
+    ASSERT_NO_FATAL_FAILURE(measure(want + "-path", tiny, 200, 5ms, path));
+    std::printf("engine %s, 1 us (the engine's own path): n=%zu mean %.3f ms sd %.3f ms\n",
+                want.c_str(), path.n, path.mean, path.stddev);
+    EXPECT_LT(path.mean, 2.0) << "the engine's path alone costs more than 2 ms";
     Measured fixed;
     ASSERT_NO_FATAL_FAILURE(
         measure(want + "-fixed", engine_spec(100ms, 0ms, engine), 200, 5ms, fixed));
     EXPECT_EQ(fixed.engine, want);
-    std::printf("engine %s, 100 ms fixed: n=%zu mean %.3f ms sd %.3f ms\n", want.c_str(), fixed.n,
-                fixed.mean, fixed.stddev);
-    EXPECT_NEAR(fixed.mean, 100.0, 1.0);
+    std::printf("engine %s, 100 ms fixed: n=%zu mean %.3f ms sd %.3f ms (%.3f ms over its path)\n",
+                want.c_str(), fixed.n, fixed.mean, fixed.stddev, fixed.mean - path.mean);
+    EXPECT_NEAR(fixed.mean - path.mean, 100.0, 1.0);
     Measured normal;
     ASSERT_NO_FATAL_FAILURE(
         measure(want + "-normal", engine_spec(500ms, 100ms, engine), 250, 20ms, normal));
-    std::printf("engine %s, 500 +- 100 ms normal: n=%zu mean %.1f ms sd %.1f ms\n", want.c_str(),
-                normal.n, normal.mean, normal.stddev);
-    EXPECT_NEAR(normal.mean, 500.0, 25.0);
+    std::printf(
+        "engine %s, 500 +- 100 ms normal: n=%zu mean %.1f ms sd %.1f ms (%.1f ms over its path)\n",
+        want.c_str(), normal.n, normal.mean, normal.stddev, normal.mean - path.mean);
+    EXPECT_NEAR(normal.mean - path.mean, 500.0, 25.0);
     EXPECT_NEAR(normal.stddev, 100.0, 20.0);
   }
   static v1::FaultSpec engine_spec(std::chrono::milliseconds delay,
@@ -402,10 +418,12 @@ TEST_F(AgentDelayTest, TtlExpiryRevertsTheLine) {
   v1::ApplyRequest req = delay_request("short", 100ms, v1::NETEM_ENGINE_EBPF);
   *req.mutable_ttl() = google::protobuf::util::TimeUtil::MillisecondsToDuration(1500);
   v1::ApplyResponse applied;
+  // The TTL runs from when the agent took the request: the clock starts
+  // before Apply is sent (setting a line up takes ~0.3 s in a TCG guest).
+  const auto applied_at = std::chrono::steady_clock::now();
   grpc::Status st = rpc(agent_.stub(), &v1::Agent::Stub::Apply, req, &applied);
   ASSERT_TRUE(st.ok()) << st.error_message();
   const std::string tap = applied.injection().details().at("tap");
-  const auto applied_at = std::chrono::steady_clock::now();
   auto delayed = probes(5, 10ms, 300ms);
   ASSERT_TRUE(delayed.ok());
   EXPECT_GE(rtt_ms(*delayed).min, 99.0);
@@ -413,7 +431,7 @@ TEST_F(AgentDelayTest, TtlExpiryRevertsTheLine) {
   ASSERT_TRUE(undelayed.ok()) << undelayed.error().message();
   const double s = std::chrono::duration<double>(*undelayed).count();
   std::printf("ttl 1.5 s: undelayed %.2f s after Apply\n", s);
-  EXPECT_GE(s, 1.2);  // the TTL runs from before Apply answered
+  EXPECT_GE(s, 1.45);  // not before the TTL (less a probe interval and some)
   EXPECT_LT(s, 2.5);
   v1::ListResponse list;
   ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::List, v1::ListRequest{}, &list).ok());
