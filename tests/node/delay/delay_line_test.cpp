@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/node/delay/delay_env.h"
+#include "tests/node/delay/delay_fixture.h"
 
 namespace nq::testing {
 namespace {
@@ -14,34 +14,7 @@ using delay::DelayLineSpec;
 
 constexpr const char* kB = NetnsPair::kIpB;
 
-Cidr cidr(const std::string& text) {
-  auto c = parse_cidr(text);
-  EXPECT_TRUE(c.ok()) << text;
-  return *c;
-}
-
-class DelayLineTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
-    auto env = DelayEnv::create();
-    ASSERT_TRUE(env.ok()) << env.error().message();
-    env_ = std::move(*env);
-  }
-
-  // A line on a's eth0 towards `remote` (b's first address by default).
-  std::unique_ptr<DelayLine> start(DelayLineSpec spec, const std::string& remote = "10.77.0.2/32") {
-    spec.scope.remote = {cidr(remote)};
-    auto plan = delay::plan_delay_line(spec, "spec");
-    EXPECT_TRUE(plan.ok()) << plan.error().message();
-    if (!plan.ok()) return nullptr;
-    auto line = DelayLine::start(env_->a(), *plan);
-    EXPECT_TRUE(line.ok()) << line.error().message();
-    return line.ok() ? std::move(*line) : nullptr;
-  }
-
-  std::unique_ptr<DelayEnv> env_;
-};
+using DelayLineTest = DelayLineFixture;
 
 TEST_F(DelayLineTest, FixedDelayOf100msIsWithinAMillisecond) {
   DelayLineSpec spec;

@@ -16,7 +16,7 @@
 #include "agent/delay/delay_line.h"
 #include "agent/net/netem.h"
 #include "nodequake/v1/agent.pb.h"
-#include "tests/node/delay/delay_env.h"
+#include "tests/node/delay/delay_fixture.h"
 
 namespace nq::testing {
 namespace {
@@ -27,12 +27,6 @@ using delay::Direction;
 
 constexpr const char* kB = NetnsPair::kIpB;
 constexpr uint16_t kSinkPort = 9999;
-
-Cidr cidr(const std::string& text) {
-  auto c = parse_cidr(text);
-  EXPECT_TRUE(c.ok()) << text;
-  return *c;
-}
 
 // A UDP socket bound in b: what a receiver in the peer's stack gets.
 class Sink {
@@ -96,27 +90,7 @@ Status send_datagrams(const Netns& from, int count, size_t size,
   });
 }
 
-class DelayNetemFeatures : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
-    auto env = DelayEnv::create();
-    ASSERT_TRUE(env.ok()) << env.error().message();
-    env_ = std::move(*env);
-  }
-
-  std::unique_ptr<DelayLine> start(DelayLineSpec spec, const std::string& remote = "10.77.0.2/32") {
-    spec.scope.remote = {cidr(remote)};
-    auto plan = delay::plan_delay_line(spec, "spec");
-    EXPECT_TRUE(plan.ok()) << plan.error().message();
-    if (!plan.ok()) return nullptr;
-    auto line = DelayLine::start(env_->a(), *plan);
-    EXPECT_TRUE(line.ok()) << line.error().message();
-    return line.ok() ? std::move(*line) : nullptr;
-  }
-
-  std::unique_ptr<DelayEnv> env_;
-};
+using DelayNetemFeatures = DelayLineFixture;
 
 TEST_F(DelayNetemFeatures, FromDelaysTheAnswersBy100msWithinAMillisecond) {
   DelayLineSpec spec;
