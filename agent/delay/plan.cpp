@@ -23,25 +23,28 @@ Status unsupported(bool used, const std::string& field, const std::string& what)
 
 Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::string& field) {
   const std::string f = field.empty() ? "" : field + ".";
+  const net::NetemParams& n = spec.netem;
   if (spec.ifname.empty() || spec.ifname.size() >= 16)
     return Error::invalid_argument(f + "interface", "'" + spec.ifname + "' is not a device name");
-  if (spec.delay < 0ns || spec.delay > net::kMaxNetemDelay)
+  if (n.delay < 0ns || n.delay > net::kMaxNetemDelay)
     return Error::invalid_argument(f + "delay", "must be within 0..60s");
-  if (spec.jitter < 0ns || spec.jitter > net::kMaxNetemDelay)
+  if (n.jitter < 0ns || n.jitter > net::kMaxNetemDelay)
     return Error::invalid_argument(f + "jitter", "must be within 0..60s");
   if (spec.dirs == 0 || (spec.dirs & ~net::kBoth) != 0)
     return Error::invalid_argument(
         f + "path.direction", "must be TO, FROM or BOTH (dirs " + std::to_string(spec.dirs) + ")");
-  NQ_TRY(percent(spec.delay_correlation, f + "delay_correlation"));
-  NQ_TRY(percent(spec.loss, f + "loss"));
-  NQ_TRY(percent(spec.loss_correlation, f + "loss_correlation"));
-  NQ_TRY(percent(spec.duplicate, f + "duplicate"));
-  NQ_TRY(percent(spec.duplicate_correlation, f + "duplicate_correlation"));
-  NQ_TRY(percent(spec.corrupt, f + "corrupt"));
-  NQ_TRY(percent(spec.corrupt_correlation, f + "corrupt_correlation"));
-  if (spec.limit == 0 || spec.limit > net::kMaxNetemLimit)
-    return Error::invalid_argument(f + "limit",
-                                   std::to_string(spec.limit) + " is outside 1..1000000");
+  NQ_TRY(percent(n.delay_correlation, f + "delay_correlation"));
+  NQ_TRY(percent(n.loss, f + "loss"));
+  NQ_TRY(percent(n.loss_correlation, f + "loss_correlation"));
+  NQ_TRY(percent(n.duplicate, f + "duplicate"));
+  NQ_TRY(percent(n.duplicate_correlation, f + "duplicate_correlation"));
+  NQ_TRY(percent(n.corrupt, f + "corrupt"));
+  NQ_TRY(percent(n.corrupt_correlation, f + "corrupt_correlation"));
+  // Release by due time already reorders like netem with jitter; netem's
+  // reorder (send some packets at once, ahead of the held ones) is not done.
+  NQ_TRY(unsupported(n.reorder > 0 || n.gap > 0, f + "reorder", "reordering"));
+  if (n.limit == 0 || n.limit > net::kMaxNetemLimit)
+    return Error::invalid_argument(f + "limit", std::to_string(n.limit) + " is outside 1..1000000");
   if (spec.stale_after < kMinStaleAfter || spec.stale_after > kMaxStaleAfter)
     return Error::invalid_argument(f + "stale_after", "must be within 20ms..10s");
 
@@ -62,50 +65,35 @@ Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::stri
   auto rules = net::compile_rules(slots, 0);
   if (!rules.ok()) return std::move(rules).error().wrapped(f + "path.scope");
   plan.rules = std::move(*rules);
-  plan.model.delay = spec.delay;
-  plan.model.jitter = spec.jitter;
-  plan.model.correlation = net::percent_to_probability(spec.delay_correlation);
-  plan.model.distribution = spec.distribution;
+  plan.model.delay = n.delay;
+  plan.model.jitter = n.jitter;
+  plan.model.correlation = net::percent_to_probability(n.delay_correlation);
+  plan.model.distribution = n.distribution;
   DirectionConfig& r = plan.rolls;
-  r.loss = net::percent_to_probability(spec.loss);
-  r.loss_correlation = net::percent_to_probability(spec.loss_correlation);
-  r.duplicate = net::percent_to_probability(spec.duplicate);
-  r.duplicate_correlation = net::percent_to_probability(spec.duplicate_correlation);
-  r.corrupt = net::percent_to_probability(spec.corrupt);
-  r.corrupt_correlation = net::percent_to_probability(spec.corrupt_correlation);
+  r.loss = net::percent_to_probability(n.loss);
+  r.loss_correlation = net::percent_to_probability(n.loss_correlation);
+  r.duplicate = net::percent_to_probability(n.duplicate);
+  r.duplicate_correlation = net::percent_to_probability(n.duplicate_correlation);
+  r.corrupt = net::percent_to_probability(n.corrupt);
+  r.corrupt_correlation = net::percent_to_probability(n.corrupt_correlation);
   // Loss, duplication and corruption are done in BPF and need no engine. A
   // line with none of them and no delay still takes every frame through the
   // engine: 0 ms, the line's own cost (what the benchmark measures at 0 ms).
-  const bool rolls_only = spec.loss > 0 || spec.duplicate > 0 || spec.corrupt > 0;
-  r.redirect = spec.delay > 0ns || spec.jitter > 0ns || !rolls_only;
-  plan.limit = spec.limit;
+  const bool rolls_only = n.loss > 0 || n.duplicate > 0 || n.corrupt > 0;
+  r.redirect = n.delay > 0ns || n.jitter > 0ns || !rolls_only;
+  plan.limit = n.limit;
   plan.preserve_order = spec.preserve_order;
   plan.stale_after = spec.stale_after;
   plan.heartbeat_period = spec.stale_after / 10;
   return plan;
 }
 
-Result<DelayLineSpec> spec_from_netem(const net::NetemParams& params, const net::Path& path,
-                                      const std::string& field) {
-  const std::string f = field.empty() ? "" : field + ".";
-  // Release by due time already reorders like netem with jitter; netem's
-  // reorder (send some packets at once, ahead of the held ones) is not done.
-  NQ_TRY(unsupported(params.reorder > 0 || params.gap > 0, f + "reorder", "reordering"));
+DelayLineSpec spec_from_netem(const net::NetemParams& params, const net::Path& path) {
   DelayLineSpec spec;
   spec.ifname = path.ifname;
   spec.dirs = path.dirs;
   spec.scope = path.scope;
-  spec.delay = params.delay;
-  spec.jitter = params.jitter;
-  spec.delay_correlation = params.delay_correlation;
-  spec.distribution = params.distribution;
-  spec.loss = params.loss;
-  spec.loss_correlation = params.loss_correlation;
-  spec.duplicate = params.duplicate;
-  spec.duplicate_correlation = params.duplicate_correlation;
-  spec.corrupt = params.corrupt;
-  spec.corrupt_correlation = params.corrupt_correlation;
-  spec.limit = params.limit;
+  spec.netem = params;
   return spec;
 }
 
@@ -124,7 +112,7 @@ Result<DelayLineSpec> spec_from_netem_leaves(const std::optional<net::LeafSpec>&
        std::get<net::NetemParams>(*ingress) != params))
     return Error::invalid_argument(field.empty() ? "netem" : field,
                                    "the two directions' netem parameters differ");
-  return spec_from_netem(params, path, field);
+  return spec_from_netem(params, path);
 }
 
 }  // namespace nq::delay

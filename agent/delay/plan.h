@@ -20,26 +20,18 @@ namespace nq::delay {
 using namespace std::chrono_literals;
 
 // What the line does to each direction in `dirs`: every direction gets all
-// of it (delay, jitter, rolls), as each of the netem path's leaves does. For
-// DIRECTION_BOTH the caller passes one direction's share (net::split_for_both
-// unless delay_each_direction), exactly what plan_netem() puts in each leaf.
+// of `netem` (delay, jitter, rolls), as each of the netem path's leaves does.
+// For DIRECTION_BOTH the caller passes one direction's share
+// (net::split_for_both unless delay_each_direction), exactly what
+// plan_netem() puts in each leaf. netem.limit is frames held at once, per
+// direction; netem.reorder and gap are refused (the line does not reorder
+// that way).
 struct DelayLineSpec {
   std::string ifname = "eth0";  // the pod's interface, in its netns
   uint8_t dirs = net::kEgress;  // net::Dir bits: TO, FROM or both
   net::Scope scope;             // packets in scope (remote = the peer)
-  nanoseconds delay{0};
-  nanoseconds jitter{0};
-  double delay_correlation = 0;  // percent
-  net::DelayDistribution distribution = net::DelayDistribution::kUniform;
-  // Percentages, rolled in BPF, with netem's correlation (percent).
-  double loss = 0;
-  double loss_correlation = 0;
-  double duplicate = 0;
-  double duplicate_correlation = 0;
-  double corrupt = 0;
-  double corrupt_correlation = 0;
-  uint32_t limit = net::kDefaultNetemLimit;  // frames held at once, per direction
-  bool preserve_order = false;               // FIFO instead of release by due time
+  net::NetemParams netem;       // loss, duplicate, corrupt rolled in BPF
+  bool preserve_order = false;  // FIFO instead of release by due time
   // Heartbeat age beyond which the BPF program bypasses the line.
   nanoseconds stale_after = 100ms;
 };
@@ -66,14 +58,13 @@ struct DelayLinePlan {
 };
 
 // Validates `spec`; errors name the field under `field` (e.g. "spec.netem").
+// What the line does not do (reorder, gap) is FAILED_PRECONDITION naming it.
 Result<DelayLinePlan> plan_delay_line(const DelayLineSpec& spec, const std::string& field);
 
 // The delay-line form of a netem fault. `params` are one direction's (for
-// DIRECTION_BOTH plan_netem() has already split them). Reordering, which
-// the line does not do, is refused with FAILED_PRECONDITION naming the
-// field.
-Result<DelayLineSpec> spec_from_netem(const net::NetemParams& params, const net::Path& path,
-                                      const std::string& field);
+// DIRECTION_BOTH plan_netem() has already split them); plan_delay_line()
+// says whether the line can do them.
+DelayLineSpec spec_from_netem(const net::NetemParams& params, const net::Path& path);
 
 // The same from a validated netem fault's leaves (NetworkFault / ShapingPlan:
 // egress and/or ingress, present per path.dirs, equal when both are).

@@ -34,8 +34,8 @@ struct Run {
 nq::Result<Run> start(const nq::Netns& pod, const std::string& peer_ip, nanoseconds delay,
                       bool vnet_hdr, uint32_t limit) {
   nq::delay::DelayLineSpec spec;
-  spec.delay = delay;
-  spec.limit = limit;
+  spec.netem.delay = delay;
+  spec.netem.limit = limit;
   auto peer = nq::parse_cidr(peer_ip + "/32");
   if (!peer.ok()) return std::move(peer).error();
   spec.scope.remote.push_back(*peer);

@@ -18,7 +18,7 @@ using DelayLineTest = DelayLineFixture;
 
 TEST_F(DelayLineTest, FixedDelayOf100msIsWithinAMillisecond) {
   DelayLineSpec spec;
-  spec.delay = 100ms;
+  spec.netem.delay = 100ms;
   auto line = start(spec);
   ASSERT_TRUE(line);
   auto r = udp_probes(env_->a(), kB, 200, 5ms, 400ms);
@@ -38,9 +38,9 @@ TEST_F(DelayLineTest, FixedDelayOf100msIsWithinAMillisecond) {
 
 TEST_F(DelayLineTest, Normal500ms100msHasItsMeanAndSigma) {
   DelayLineSpec spec;
-  spec.delay = 500ms;
-  spec.jitter = 100ms;
-  spec.distribution = net::DelayDistribution::kNormal;
+  spec.netem.delay = 500ms;
+  spec.netem.jitter = 100ms;
+  spec.netem.distribution = net::DelayDistribution::kNormal;
   auto line = start(spec);
   ASSERT_TRUE(line);
   // Pipelined: 400 probes in 2 s, the slowest back ~1 s later.
@@ -56,8 +56,8 @@ TEST_F(DelayLineTest, Normal500ms100msHasItsMeanAndSigma) {
 
 TEST_F(DelayLineTest, Loss30PercentIsRolledInBpf) {
   DelayLineSpec spec;
-  spec.delay = 5ms;
-  spec.loss = 30;
+  spec.netem.delay = 5ms;
+  spec.netem.loss = 30;
   auto line = start(spec);
   ASSERT_TRUE(line);
   auto r = udp_probes(env_->a(), kB, 1000, 1ms, 300ms);
@@ -73,7 +73,7 @@ TEST_F(DelayLineTest, Loss30PercentIsRolledInBpf) {
 
 TEST_F(DelayLineTest, UnmatchedDestinationIsNotDelayed) {
   DelayLineSpec spec;
-  spec.delay = 100ms;
+  spec.netem.delay = 100ms;
   auto line = start(spec, std::string(DelayEnv::kIpB2) + "/32");
   ASSERT_TRUE(line);
   auto other = udp_probes(env_->a(), kB, 50, 2ms, 200ms);
@@ -100,7 +100,7 @@ TEST_F(DelayLineTest, UnmatchedDestinationIsNotDelayed) {
 
 TEST_F(DelayLineTest, StopDrainsWhatIsHeldAndLeavesNothing) {
   DelayLineSpec spec;
-  spec.delay = 2s;
+  spec.netem.delay = 2s;
   auto line = start(spec);
   ASSERT_TRUE(line);
   const std::string tap = line->tap_name();

@@ -95,7 +95,7 @@ using DelayNetemFeatures = DelayLineFixture;
 TEST_F(DelayNetemFeatures, FromDelaysTheAnswersBy100msWithinAMillisecond) {
   DelayLineSpec spec;
   spec.dirs = net::kIngress;
-  spec.delay = 100ms;
+  spec.netem.delay = 100ms;
   auto line = start(spec);
   ASSERT_TRUE(line);
   EXPECT_EQ(line->tap_ifindex(Direction::kEgress), 0);
@@ -158,7 +158,7 @@ TEST_F(DelayNetemFeatures, BothGivesTheRequestedRoundTripLikeTheNetemPath) {
 TEST_F(DelayNetemFeatures, UnmatchedTrafficIsNotDelayedInEitherDirection) {
   DelayLineSpec spec;
   spec.dirs = net::kBoth;
-  spec.delay = 50ms;
+  spec.netem.delay = 50ms;
   auto line = start(spec, std::string(DelayEnv::kIpB2) + "/32");
   ASSERT_TRUE(line);
   auto other = udp_probes(env_->a(), kB, 50, 2ms, 200ms);
@@ -187,8 +187,8 @@ TEST_F(DelayNetemFeatures, Duplicate30PercentArrivesTwice) {
   for (uint8_t dirs : {uint8_t(net::kEgress), uint8_t(net::kIngress)}) {
     DelayLineSpec spec;
     spec.dirs = dirs;
-    spec.duplicate = 30;
-    if (dirs == net::kIngress) spec.delay = 5ms;
+    spec.netem.duplicate = 30;
+    if (dirs == net::kIngress) spec.netem.delay = 5ms;
     auto line = start(spec);
     ASSERT_TRUE(line);
     auto r = udp_probes(env_->a(), kB, 1000, 1ms, 300ms);
@@ -213,7 +213,7 @@ TEST_F(DelayNetemFeatures, CorruptFlipsOneBitThatTheReceiverGets) {
   constexpr int kCount = 1000;
   constexpr size_t kSize = 1000;
   DelayLineSpec spec;
-  spec.corrupt = 50;
+  spec.netem.corrupt = 50;
   auto line = start(spec);
   ASSERT_TRUE(line);
   auto sink = Sink::open(env_->b());
@@ -304,8 +304,8 @@ TEST_F(DelayNetemFeatures, CorrelatedLossHasNetemsRateAndLongerRuns) {
   LossModel got[2];
   for (int correlated = 0; correlated < 2; ++correlated) {
     DelayLineSpec spec;
-    spec.loss = 50;
-    spec.loss_correlation = correlated ? 50 : 0;
+    spec.netem.loss = 50;
+    spec.netem.loss_correlation = correlated ? 50 : 0;
     auto line = start(spec);
     ASSERT_TRUE(line);
     got[correlated] = measure_loss(*env_, kCount);

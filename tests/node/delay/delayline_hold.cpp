@@ -43,16 +43,16 @@ int main(int argc, char** argv) {
   spec.ifname = ifname;
   auto d = nq::parse_duration(delay);
   if (!d.ok()) return fail(d.error());
-  spec.delay = *d;
+  spec.netem.delay = *d;
   auto j = nq::parse_duration(jitter);
   if (!j.ok()) return fail(j.error());
-  spec.jitter = *j;
+  spec.netem.jitter = *j;
   if (dist == "normal") {
-    spec.distribution = nq::net::DelayDistribution::kNormal;
+    spec.netem.distribution = nq::net::DelayDistribution::kNormal;
   } else if (dist == "pareto") {
-    spec.distribution = nq::net::DelayDistribution::kPareto;
+    spec.netem.distribution = nq::net::DelayDistribution::kPareto;
   } else if (dist == "paretonormal") {
-    spec.distribution = nq::net::DelayDistribution::kParetoNormal;
+    spec.netem.distribution = nq::net::DelayDistribution::kParetoNormal;
   } else if (dist != "uniform") {
     return fail(nq::Error::invalid_argument("--distribution", "unknown: " + dist));
   }
@@ -63,12 +63,12 @@ int main(int argc, char** argv) {
   } else if (direction != "to") {
     return fail(nq::Error::invalid_argument("--direction", "unknown: " + direction));
   }
-  spec.delay_correlation = correlation;
-  spec.loss = loss;
-  spec.loss_correlation = loss_correlation;
-  spec.duplicate = duplicate;
-  spec.corrupt = corrupt;
-  spec.limit = limit;
+  spec.netem.delay_correlation = correlation;
+  spec.netem.loss = loss;
+  spec.netem.loss_correlation = loss_correlation;
+  spec.netem.duplicate = duplicate;
+  spec.netem.corrupt = corrupt;
+  spec.netem.limit = limit;
   for (const std::string& r : remote) {
     auto c = nq::parse_cidr(r, "--remote");
     if (!c.ok()) return fail(c.error());

@@ -116,7 +116,7 @@ TEST(NetemEngine, AutoIsTheDelayLineWithoutNetem) {
   EXPECT_EQ(f.engine, NetemEngine::kEbpf);
   EXPECT_EQ(f.engine_reason, "kernel lacks sch_netem");
   ASSERT_TRUE(f.delay_line);
-  EXPECT_EQ(f.delay_line->delay, 100ms);
+  EXPECT_EQ(f.delay_line->netem.delay, 100ms);
   EXPECT_EQ(f.delay_line->ifname, "eth0");
   ASSERT_EQ(f.delay_line->scope.remote.size(), 1u);
   std::vector<std::string> caps;
@@ -174,10 +174,10 @@ TEST(NetemEngine, TheLineTakesDuplicateCorruptCorrelatedLossAndBoth) {
   EXPECT_EQ(f.engine, NetemEngine::kEbpf);
   ASSERT_TRUE(f.delay_line);
   EXPECT_EQ(f.delay_line->dirs, net::kBoth);
-  EXPECT_EQ(f.delay_line->delay, 50ms);  // half the round trip each way
-  EXPECT_EQ(f.delay_line->duplicate, 30);
-  EXPECT_EQ(f.delay_line->corrupt, 5);
-  EXPECT_EQ(f.delay_line->loss_correlation, 25);
+  EXPECT_EQ(f.delay_line->netem.delay, 50ms);  // half the round trip each way
+  EXPECT_EQ(f.delay_line->netem.duplicate, 30);
+  EXPECT_EQ(f.delay_line->netem.corrupt, 5);
+  EXPECT_EQ(f.delay_line->netem.loss_correlation, 25);
 }
 
 TEST(NetemEngine, NeitherEngine) {

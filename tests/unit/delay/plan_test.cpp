@@ -15,9 +15,9 @@ using namespace std::chrono_literals;
 
 DelayLineSpec spec_500_100() {
   DelayLineSpec s;
-  s.delay = 500ms;
-  s.jitter = 100ms;
-  s.distribution = net::DelayDistribution::kNormal;
+  s.netem.delay = 500ms;
+  s.netem.jitter = 100ms;
+  s.netem.distribution = net::DelayDistribution::kNormal;
   auto c = parse_cidr("10.213.0.3/32");
   EXPECT_TRUE(c.ok());
   s.scope.remote.push_back(*c);
@@ -41,7 +41,7 @@ TEST(PlanDelayLine, CompilesTheScopeAsOneEgressRule) {
 
 TEST(PlanDelayLine, LossAloneTakesNoFrameToTheEngine) {
   DelayLineSpec s;
-  s.loss = 30;
+  s.netem.loss = 30;
   auto plan = plan_delay_line(s, "spec.netem");
   ASSERT_TRUE(plan.ok()) << plan.error().message();
   EXPECT_FALSE(plan->rolls.redirect);
@@ -78,12 +78,12 @@ TEST(PlanDelayLine, IngressIsTheSameRuleMatchedOnTheOtherHook) {
 
 TEST(PlanDelayLine, DuplicateCorruptAndCorrelationsOnNetemsScale) {
   DelayLineSpec s;
-  s.duplicate = 30;
-  s.duplicate_correlation = 10;
-  s.corrupt = 5;
-  s.corrupt_correlation = 20;
-  s.loss = 1;
-  s.loss_correlation = 25;
+  s.netem.duplicate = 30;
+  s.netem.duplicate_correlation = 10;
+  s.netem.corrupt = 5;
+  s.netem.corrupt_correlation = 20;
+  s.netem.loss = 1;
+  s.netem.loss_correlation = 25;
   auto plan = plan_delay_line(s, "spec.netem");
   ASSERT_TRUE(plan.ok()) << plan.error().message();
   const DirectionConfig& r = plan->rolls;
@@ -94,23 +94,23 @@ TEST(PlanDelayLine, DuplicateCorruptAndCorrelationsOnNetemsScale) {
   EXPECT_EQ(r.loss_correlation, net::percent_to_probability(25));
   // Rolls alone, without a delay: done in BPF, no frame goes to the engine.
   EXPECT_FALSE(r.redirect);
-  s.delay = 1ms;
+  s.netem.delay = 1ms;
   EXPECT_TRUE(plan_delay_line(s, "spec.netem")->rolls.redirect);
-  s.delay = 0ms;
-  s.loss = 0;
-  s.corrupt = 0;
+  s.netem.delay = 0ms;
+  s.netem.loss = 0;
+  s.netem.corrupt = 0;
   EXPECT_FALSE(plan_delay_line(s, "spec.netem")->rolls.redirect) << "duplicate alone";
 }
 
 TEST(PlanDelayLine, ErrorsNameTheField) {
   DelayLineSpec s = spec_500_100();
-  s.loss = 150;
+  s.netem.loss = 150;
   auto plan = plan_delay_line(s, "spec.netem");
   ASSERT_FALSE(plan.ok());
   EXPECT_THAT(plan.error().message(), HasSubstr("spec.netem.loss"));
 
   s = spec_500_100();
-  s.delay = 61s;
+  s.netem.delay = 61s;
   EXPECT_THAT(plan_delay_line(s, "spec.netem").error().message(), HasSubstr("spec.netem.delay"));
 
   s = spec_500_100();
@@ -118,28 +118,28 @@ TEST(PlanDelayLine, ErrorsNameTheField) {
   EXPECT_THAT(plan_delay_line(s, "x").error().message(), HasSubstr("x.stale_after"));
 
   s = spec_500_100();
-  s.limit = 0;
+  s.netem.limit = 0;
   EXPECT_THAT(plan_delay_line(s, "x").error().message(), HasSubstr("x.limit"));
 
   s = spec_500_100();
-  s.jitter = -1ms;
+  s.netem.jitter = -1ms;
   EXPECT_THAT(plan_delay_line(s, "x").error().message(), HasSubstr("x.jitter"));
 
-  const std::pair<double DelayLineSpec::*, const char*> percents[] = {
-      {&DelayLineSpec::loss_correlation, "x.loss_correlation"},
-      {&DelayLineSpec::duplicate, "x.duplicate"},
-      {&DelayLineSpec::duplicate_correlation, "x.duplicate_correlation"},
-      {&DelayLineSpec::corrupt, "x.corrupt"},
-      {&DelayLineSpec::corrupt_correlation, "x.corrupt_correlation"},
+  const std::pair<double net::NetemParams::*, const char*> percents[] = {
+      {&net::NetemParams::loss_correlation, "x.loss_correlation"},
+      {&net::NetemParams::duplicate, "x.duplicate"},
+      {&net::NetemParams::duplicate_correlation, "x.duplicate_correlation"},
+      {&net::NetemParams::corrupt, "x.corrupt"},
+      {&net::NetemParams::corrupt_correlation, "x.corrupt_correlation"},
   };
   for (const auto& [member, field] : percents) {
     s = spec_500_100();
-    s.*member = -0.5;
+    s.netem.*member = -0.5;
     auto bad = plan_delay_line(s, "x");
     ASSERT_FALSE(bad.ok()) << field;
     EXPECT_EQ(bad.error().status_code(), Code::kInvalidArgument);
     EXPECT_THAT(bad.error().message(), HasSubstr(field));
-    s.*member = 100.5;
+    s.netem.*member = 100.5;
     EXPECT_THAT(plan_delay_line(s, "x").error().message(), HasSubstr(field));
   }
 
@@ -169,32 +169,27 @@ TEST(SpecFromNetem, CarriesEveryDirectionAndRollTheLineDoes) {
   net::Path path;
   for (uint8_t dirs : {uint8_t(net::kEgress), uint8_t(net::kIngress), uint8_t(net::kBoth)}) {
     path.dirs = dirs;
-    auto spec = spec_from_netem(p, path, "spec.netem");
-    ASSERT_TRUE(spec.ok()) << spec.error().message();
-    EXPECT_EQ(spec->dirs, dirs);
-    EXPECT_EQ(spec->delay, 100ms);
-    EXPECT_EQ(spec->ifname, "eth0");
-    EXPECT_EQ(spec->loss_correlation, 25);
-    EXPECT_EQ(spec->duplicate, 30);
-    EXPECT_EQ(spec->duplicate_correlation, 5);
-    EXPECT_EQ(spec->corrupt, 2);
-    EXPECT_EQ(spec->corrupt_correlation, 7);
-    EXPECT_TRUE(plan_delay_line(*spec, "spec.netem").ok());
+    const DelayLineSpec spec = spec_from_netem(p, path);
+    EXPECT_EQ(spec.dirs, dirs);
+    EXPECT_EQ(spec.ifname, "eth0");
+    EXPECT_EQ(spec.netem, p);
+    EXPECT_TRUE(plan_delay_line(spec, "spec.netem").ok());
   }
 }
 
-TEST(SpecFromNetem, RefusesReorderingNamingTheField) {
+TEST(PlanDelayLine, RefusesReorderingNamingTheField) {
   net::NetemParams p;
   p.delay = 100ms;
   p.reorder = 25;
-  auto refused = spec_from_netem(p, net::Path{}, "spec.netem");
+  DelayLineSpec spec = spec_from_netem(p, net::Path{});
+  auto refused = plan_delay_line(spec, "spec.netem");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().status_code(), Code::kFailedPrecondition);
   EXPECT_THAT(refused.error().message(), HasSubstr("spec.netem.reorder"));
   EXPECT_THAT(refused.error().message(), HasSubstr("sch_netem"));
-  p.reorder = 0;
-  p.gap = 5;
-  EXPECT_THAT(spec_from_netem(p, net::Path{}, "spec.netem").error().message(),
+  spec.netem.reorder = 0;
+  spec.netem.gap = 5;
+  EXPECT_THAT(plan_delay_line(spec, "spec.netem").error().message(),
               HasSubstr("spec.netem.reorder"));
 }
 
@@ -212,15 +207,15 @@ TEST(SpecFromNetem, BothTakesTheNetemPathsSplitLeaves) {
       spec_from_netem_leaves(shaping->egress, shaping->ingress, shaping->path, "spec.netem");
   ASSERT_TRUE(spec.ok()) << spec.error().message();
   EXPECT_EQ(spec->dirs, net::kBoth);
-  EXPECT_EQ(spec->delay, 50ms);
-  EXPECT_NEAR(double(spec->jitter.count()), 20e6 / std::sqrt(2.0), 1.0);
+  EXPECT_EQ(spec->netem.delay, 50ms);
+  EXPECT_NEAR(double(spec->netem.jitter.count()), 20e6 / std::sqrt(2.0), 1.0);
 
   proto.set_delay_each_direction(true);
   shaping = net::plan_netem(proto, "spec.netem");
   ASSERT_TRUE(shaping.ok());
   spec = spec_from_netem_leaves(shaping->egress, shaping->ingress, shaping->path, "spec.netem");
   ASSERT_TRUE(spec.ok()) << spec.error().message();
-  EXPECT_EQ(spec->delay, 100ms);
+  EXPECT_EQ(spec->netem.delay, 100ms);
 }
 
 TEST(SpecFromNetem, FromTakesTheIngressLeaf) {
@@ -235,8 +230,8 @@ TEST(SpecFromNetem, FromTakesTheIngressLeaf) {
       spec_from_netem_leaves(shaping->egress, shaping->ingress, shaping->path, "spec.netem");
   ASSERT_TRUE(spec.ok()) << spec.error().message();
   EXPECT_EQ(spec->dirs, net::kIngress);
-  EXPECT_EQ(spec->delay, 100ms);
-  EXPECT_EQ(spec->duplicate, 30);
+  EXPECT_EQ(spec->netem.delay, 100ms);
+  EXPECT_EQ(spec->netem.duplicate, 30);
 }
 
 TEST(SpecFromNetem, LeavesThatAreNotNetemNameTheField) {
