@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include "tests/node/delay/delay_env.h"
+#include "tests/node/delay/delay_fixture.h"
 
 namespace nq::testing {
 namespace {
@@ -15,13 +15,11 @@ constexpr const char* kB = NetnsPair::kIpB;
 // The bound for both.
 constexpr auto kBypassBound = 250ms;
 
-class DelayFailSafe : public ::testing::TestWithParam<std::string> {
+class DelayFailSafe : public DelayLineFixture, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
-    if (auto why = delay_line_missing()) GTEST_SKIP() << *why;
-    auto env = DelayEnv::create();
-    ASSERT_TRUE(env.ok()) << env.error().message();
-    env_ = std::move(*env);
+    DelayLineFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto held = HeldLine::start(env_->pair().path_a(), {"--delay", "100ms", "--remote",
                                                         "10.77.0.2/32", "--direction", GetParam()});
     ASSERT_TRUE(held.ok()) << held.error().message();
@@ -38,7 +36,6 @@ class DelayFailSafe : public ::testing::TestWithParam<std::string> {
   // The pod interface's hook the line is attached to.
   uint32_t hook_programs() { return tcx_programs(env_->a(), "eth0", GetParam() == "to").value(); }
 
-  std::unique_ptr<DelayEnv> env_;
   std::unique_ptr<HeldLine> held_;
 };
 

@@ -10,6 +10,8 @@
 
 #include "agent/delay/delay_line.h"
 #include "common/cidr.h"
+#include "common/netns.h"
+#include "common/traffic.h"
 #include "tests/node/delay/delay_env.h"
 
 namespace nq::testing {
@@ -39,6 +41,28 @@ class DelayLineFixture : public ::testing::Test {
     auto line = delay::DelayLine::start(env_->a(), *plan);
     EXPECT_TRUE(line.ok()) << line.error().message();
     return line.ok() ? std::move(*line) : nullptr;
+  }
+
+  // With a line scoped to b's second address: 50 UDP probes to b's first
+  // (out of scope) and 10 TCP echoes to the second (in scope; TCP because
+  // b's UDP echo answers from its primary address, which a socket
+  // connected to the second one would not take).
+  struct Scoped {
+    int unmatched_received = 0;
+    traffic::Summary unmatched;  // ms
+    traffic::Summary matched;    // ms
+  };
+  void probe_scoped(Scoped& out) {
+    auto other = udp_probes(env_->a(), NetnsPair::kIpB, 50, std::chrono::milliseconds(2),
+                            std::chrono::milliseconds(200));
+    ASSERT_TRUE(other.ok()) << other.error().message();
+    auto matched = run_in_netns(env_->a(), [] {
+      return traffic::tcp_echo_rtt(DelayEnv::kIpB2, 7, 10, std::chrono::seconds(2));
+    });
+    ASSERT_TRUE(matched.ok()) << matched.error().message();
+    out.unmatched_received = other->received;
+    out.unmatched = rtt_ms(*other);
+    out.matched = traffic::summarize(traffic::to_millis(*matched));
   }
 
   std::unique_ptr<DelayEnv> env_;

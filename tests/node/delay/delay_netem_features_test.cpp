@@ -161,17 +161,13 @@ TEST_F(DelayNetemFeatures, UnmatchedTrafficIsNotDelayedInEitherDirection) {
   spec.netem.delay = 50ms;
   auto line = start(spec, std::string(DelayEnv::kIpB2) + "/32");
   ASSERT_TRUE(line);
-  auto other = udp_probes(env_->a(), kB, 50, 2ms, 200ms);
-  ASSERT_TRUE(other.ok()) << other.error().message();
-  // TCP for the matched address (b's UDP echo answers from its primary one).
-  auto matched =
-      run_in_netns(env_->a(), [] { return traffic::tcp_echo_rtt(DelayEnv::kIpB2, 7, 10, 2s); });
-  ASSERT_TRUE(matched.ok()) << matched.error().message();
-  const auto so = rtt_ms(*other);
-  const auto sm = traffic::summarize(traffic::to_millis(*matched));
+  Scoped r;
+  ASSERT_NO_FATAL_FAILURE(probe_scoped(r));
+  const auto& so = r.unmatched;
+  const auto& sm = r.matched;
   std::printf("BOTH 50ms each way: unmatched max %.3f ms; matched TCP echo p50 %.3f ms\n", so.max,
               sm.p50);
-  ASSERT_EQ(other->received, 50);
+  ASSERT_EQ(r.unmatched_received, 50);
   EXPECT_LT(so.max, 20.0);
   EXPECT_NEAR(sm.p50, 100.0, 2.0);  // 50 ms out, 50 ms back
   auto st = line->stats();
