@@ -485,6 +485,7 @@ Result<UdpProbeResult> udp_echo_probe(const std::string& ip, uint16_t port, int 
       }
       ++r.received;
       r.rtts.push_back(Clock::now().time_since_epoch() - nanoseconds(d.sent_ns));
+      r.sent_at.push_back(nanoseconds(d.sent_ns));
     }
   };
   for (int i = 0; i < count; ++i) {

@@ -75,6 +75,9 @@ struct UdpProbeResult {
   int duplicates = 0;  // answers beyond the first per sequence number
   int corrupted = 0;   // answers whose payload checksum did not match
   std::vector<nanoseconds> rtts;
+  // When each answered probe was sent (steady clock, since its epoch), in
+  // the order of rtts.
+  std::vector<nanoseconds> sent_at;
   double loss_ratio() const { return sent ? 1.0 - double(received) / sent : 0.0; }
 };
 

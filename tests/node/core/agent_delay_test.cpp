@@ -7,11 +7,14 @@
 // The measuring end (the server pod's UDP echo and the probes) runs under
 // SCHED_FIFO, as in tests/node/delay: on a loaded 2-core machine a normal
 // thread wakes up milliseconds late, which would be charged to the line.
+#include <fcntl.h>
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -93,15 +96,29 @@ class AgentDelayTest : public ::testing::Test {
   // Measures `spec` (a netem fault from the client to the server) with
   // `count` pipelined probes, then reverts it. Mean minus the unshaped RTT.
   struct Measured {
-    double mean = 0, stddev = 0;
-    size_t n = 0;
+    // Over the unshaped RTT's mean: every probe, and the probes whose flight
+    // no stall of the machine overlapped (StallWatch).
+    traffic::Summary all, clean;
+    size_t stalls = 0;
+    double longest_stall_ms = 0;
     std::string engine;
+    std::string figures() const {
+      char buf[320];
+      std::snprintf(buf, sizeof buf,
+                    "n=%zu mean %.3f ms sd %.3f ms p50 %.3f max %.3f; undisturbed n=%zu mean "
+                    "%.3f ms sd %.3f ms (%zu stalls > 1 ms, longest %.1f ms)",
+                    all.n, all.mean, all.stddev, all.p50, all.max, clean.n, clean.mean,
+                    clean.stddev, stalls, longest_stall_ms);
+      return buf;
+    }
   };
   void measure(const std::string& id, v1::FaultSpec spec, int count,
                std::chrono::milliseconds interval, Measured& out) {
+    StallWatch watch;
     auto control = probes(50, 5ms, 200ms);
     ASSERT_TRUE(control.ok()) << control.error().message();
-    const double base = rtt_ms(*control).mean;
+    const traffic::Summary unshaped = rtt_ms(watch.undisturbed(*control));
+    ASSERT_GE(unshaped.n, 10u) << "the machine stalled through the unshaped probes";
     spec.mutable_netem()->mutable_path()->mutable_scope()->add_remote_cidrs(ips_.at(kServer) +
                                                                             "/32");
     v1::ApplyResponse applied;
@@ -115,10 +132,18 @@ class AgentDelayTest : public ::testing::Test {
     auto shaped = probes(count, interval, linger);
     ASSERT_TRUE(shaped.ok()) << shaped.error().message();
     ASSERT_GE(shaped->received, count * 97 / 100);
-    const traffic::Summary s = rtt_ms(*shaped);
-    out.mean = s.mean - base;
-    out.stddev = s.stddev;
-    out.n = s.n;
+    const auto over = [&](traffic::Summary s) {
+      for (double* v : {&s.mean, &s.min, &s.max, &s.p50, &s.p99}) *v -= unshaped.mean;
+      return s;
+    };
+    out.all = over(rtt_ms(*shaped));
+    out.clean = over(rtt_ms(watch.undisturbed(*shaped)));
+    for (const StallWatch::Stall& stall : watch.stalls()) {
+      ++out.stalls;
+      out.longest_stall_ms =
+          std::max(out.longest_stall_ms,
+                   std::chrono::duration<double, std::milli>(stall.to - stall.from).count());
+    }
     v1::RevertRequest rreq;
     rreq.set_id(id);
     v1::RevertResponse rresp;
@@ -133,30 +158,40 @@ class AgentDelayTest : public ::testing::Test {
   // and nq_node_delay); in the vm tier's emulated CPU the line's round trip
   // through a user-space thread costs ~0.9 ms by itself, which is the
   // emulator's speed, not the delay's accuracy. The path is bounded too.
+  //
+  // The fixed delay and the path are judged by the probes no stall of the
+  // machine overlapped (StallWatch; all the figures are printed). Under TCG
+  // a stall of the vCPU thread makes every probe in flight late by its
+  // length: netem, alone in a CI boot, measured a mean of 102.27 ms (sd 4.3
+  // ms) while the line in the same boot had sd 0.35 ms; here, with the
+  // hypervisor taking 3-7 % of the host, the line's 1 us path had a p99 of
+  // 16.5 ms. At least half the probes must be undisturbed. The 500 +- 100
+  // ms run is judged on every probe: its bounds are wide enough.
   void side_by_side(v1::NetemEngine engine, const std::string& want) {
     // 1 us: the API refuses a netem spec that asks for nothing.
     Measured path;
     v1::FaultSpec tiny = engine_spec(0ms, 0ms, engine);
     tiny.mutable_netem()->mutable_delay()->set_nanos(1000);
     ASSERT_NO_FATAL_FAILURE(measure(want + "-path", tiny, 200, 5ms, path));
-    std::printf("engine %s, 1 us (the engine's own path): n=%zu mean %.3f ms sd %.3f ms\n",
-                want.c_str(), path.n, path.mean, path.stddev);
-    EXPECT_LT(path.mean, 2.0) << "the engine's path alone costs more than 2 ms";
+    std::printf("engine %s, 1 us (the engine's own path): %s\n", want.c_str(),
+                path.figures().c_str());
+    ASSERT_GE(path.clean.n, 100u) << "the machine stalled through most of the probes";
+    EXPECT_LT(path.clean.mean, 2.0) << "the engine's path alone costs more than 2 ms";
     Measured fixed;
     ASSERT_NO_FATAL_FAILURE(
         measure(want + "-fixed", engine_spec(100ms, 0ms, engine), 200, 5ms, fixed));
     EXPECT_EQ(fixed.engine, want);
-    std::printf("engine %s, 100 ms fixed: n=%zu mean %.3f ms sd %.3f ms (%.3f ms over its path)\n",
-                want.c_str(), fixed.n, fixed.mean, fixed.stddev, fixed.mean - path.mean);
-    EXPECT_NEAR(fixed.mean - path.mean, 100.0, 1.0);
+    std::printf("engine %s, 100 ms fixed: %s; over its path %.3f ms\n", want.c_str(),
+                fixed.figures().c_str(), fixed.clean.mean - path.clean.mean);
+    ASSERT_GE(fixed.clean.n, 100u) << "the machine stalled through most of the probes";
+    EXPECT_NEAR(fixed.clean.mean - path.clean.mean, 100.0, 1.0);
     Measured normal;
     ASSERT_NO_FATAL_FAILURE(
         measure(want + "-normal", engine_spec(500ms, 100ms, engine), 250, 20ms, normal));
-    std::printf(
-        "engine %s, 500 +- 100 ms normal: n=%zu mean %.1f ms sd %.1f ms (%.1f ms over its path)\n",
-        want.c_str(), normal.n, normal.mean, normal.stddev, normal.mean - path.mean);
-    EXPECT_NEAR(normal.mean - path.mean, 500.0, 25.0);
-    EXPECT_NEAR(normal.stddev, 100.0, 20.0);
+    std::printf("engine %s, 500 +- 100 ms normal: %s; over its path %.1f ms\n", want.c_str(),
+                normal.figures().c_str(), normal.all.mean - path.clean.mean);
+    EXPECT_NEAR(normal.all.mean - path.clean.mean, 500.0, 25.0);
+    EXPECT_NEAR(normal.all.stddev, 100.0, 20.0);
   }
   static v1::FaultSpec engine_spec(std::chrono::milliseconds delay,
                                    std::chrono::milliseconds jitter, v1::NetemEngine engine) {
@@ -196,6 +231,95 @@ class AgentDelayTest : public ::testing::Test {
   std::thread server_thread_;
   PodStates baseline_;
 };
+
+// A node whose kernel has sch_netem on disk but not loaded (issue 8): the
+// agent's start-up probe loads it from /lib/modules with finit_module, and
+// `engine: auto` gets netem, not the line. Needs a kernel with module
+// support, sch_netem not loaded yet, and no modprobe the kernel could run
+// for it: the vm tier boots 6.12 that way (vm.agent_delay: NOLOAD
+// sch_netem), and this suite is registered before AgentDelayTest so that it
+// runs first in that boot. What the agent loaded is unloaded again at the
+// end (nothing may still use it by then).
+class AgentModuleTest : public AgentDelayTest {
+ protected:
+  void SetUp() override {
+    auto loaded = module_loaded("sch_netem");
+    if (!loaded.ok()) GTEST_SKIP() << loaded.error().message();
+    if (*loaded)
+      GTEST_SKIP() << "sch_netem is loaded already: nothing for the agent to load (the vm "
+                      "tier boots 6.12 without it)";
+    // Where the kernel can run a modprobe, its own request_module() loads
+    // sch_netem as soon as the probe asks for a netem qdisc; the agent's
+    // finit_module is for nodes where it cannot.
+    std::ifstream helper("/proc/sys/kernel/modprobe");
+    std::string modprobe;
+    std::getline(helper, modprobe);
+    if (!modprobe.empty() && ::access(modprobe.c_str(), X_OK) == 0)
+      GTEST_SKIP() << "the kernel loads sch_netem by itself here (kernel.modprobe " << modprobe
+                   << "); the vm tier boots with kernel.modprobe empty";
+    AgentDelayTest::SetUp();
+  }
+  void TearDown() override {
+    AgentDelayTest::TearDown();
+    auto loaded = module_loaded("sch_netem");
+    if (loaded.ok() && *loaded) {
+      EXPECT_EQ(::syscall(SYS_delete_module, "sch_netem", O_NONBLOCK), 0)
+          << "sch_netem still in use after the agent exited: " << std::strerror(errno);
+    }
+  }
+  // Whether /proc/modules lists `name`; an error where the kernel has no
+  // loadable modules.
+  static Result<bool> module_loaded(const std::string& name) {
+    std::ifstream in("/proc/modules");
+    if (!in)
+      return Error::failed_precondition("kernel built without loadable modules (no /proc/modules)");
+    for (std::string line; std::getline(in, line);)
+      if (line.compare(0, name.size() + 1, name + " ") == 0) return true;
+    return false;
+  }
+};
+
+TEST_F(AgentModuleTest, ProbeLoadsSchNetemFromTheModuleTreeAndAutoPicksNetem) {
+  v1::ProbeResponse probe;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Probe, v1::ProbeRequest{}, &probe).ok());
+  const v1::Capability* netem = nullptr;
+  for (const auto& c : probe.capabilities())
+    if (c.name() == "sch_netem") netem = &c;
+  ASSERT_NE(netem, nullptr);
+  std::printf("Probe: sch_netem %s: %s\nProbe: delay_engine %s (%s)\n",
+              netem->available() ? "available" : "unavailable", netem->detail().c_str(),
+              probe.delay_engine().c_str(), probe.delay_engine_reason().c_str());
+  EXPECT_TRUE(netem->available());
+  EXPECT_NE(netem->detail().find("with finit_module"), std::string::npos) << netem->detail();
+  auto loaded = module_loaded("sch_netem");
+  ASSERT_TRUE(loaded.ok() && *loaded) << "/proc/modules does not list sch_netem";
+  EXPECT_EQ(probe.delay_engine(), "netem") << probe.delay_engine_reason();
+
+  StallWatch watch;
+  auto control = probes(50, 5ms, 200ms);
+  ASSERT_TRUE(control.ok()) << control.error().message();
+  const double base = rtt_ms(watch.undisturbed(*control)).mean;
+  v1::ApplyResponse applied;
+  grpc::Status st =
+      rpc(agent_.stub(), &v1::Agent::Stub::Apply, delay_request("delay", 100ms), &applied);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(applied.injection().details().at("engine"), "netem");
+  auto shaped = probes(100, 5ms, 300ms);
+  ASSERT_TRUE(shaped.ok()) << shaped.error().message();
+  ASSERT_GE(shaped->received, 97);
+  const traffic::Summary all = rtt_ms(*shaped);
+  const traffic::Summary s = rtt_ms(watch.undisturbed(*shaped));
+  std::printf(
+      "engine auto after the load: netem, 100 ms: n=%zu mean %.3f ms over the unshaped; "
+      "undisturbed n=%zu mean %.3f ms\n",
+      all.n, all.mean - base, s.n, s.mean - base);
+  ASSERT_GE(s.n, 30u) << "the machine stalled through most of the probes (see side_by_side)";
+  EXPECT_NEAR(s.mean - base, 100.0, 1.0);
+  v1::RevertRequest rreq;
+  rreq.set_id("delay");
+  v1::RevertResponse rresp;
+  ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Revert, rreq, &rresp).ok());
+}
 
 TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
   if (auto why = delay_line_missing()) GTEST_SKIP() << *why;

@@ -10,12 +10,15 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 #include "agent/net/links.h"
 #include "common/cidr.h"
@@ -119,6 +122,7 @@ Result<traffic::UdpProbeResult> probe_loop(const std::string& ip, int count, nan
       seen[d.seq] = true;
       ++r.received;
       r.rtts.push_back(now() - nanoseconds(d.sent_ns));
+      r.sent_at.push_back(nanoseconds(d.sent_ns));
     }
   };
   const nanoseconds start = now();
@@ -159,6 +163,60 @@ Result<nanoseconds> time_until_fast(const Netns& from, const std::string& ip,
       if (now - since > limit) return Error::status(Code::kDeadlineExceeded, "still slow");
     }
   });
+}
+
+StallWatch::StallWatch(nanoseconds threshold) : threshold_(threshold) {
+  thread_ = std::thread([this] { run(); });
+}
+
+StallWatch::~StallWatch() {
+  stop_.store(true);
+  thread_.join();
+}
+
+void StallWatch::run() {
+  sched_param param{};
+  param.sched_priority = 3;
+  (void)::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param);
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  const auto now = [] { return std::chrono::steady_clock::now().time_since_epoch(); };
+  nanoseconds due = now();
+  while (!stop_.load(std::memory_order_relaxed)) {
+    due += std::chrono::milliseconds(1);
+    const timespec ts{static_cast<time_t>(due.count() / 1'000'000'000),
+                      static_cast<long>(due.count() % 1'000'000'000)};
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+    const nanoseconds woke = now();
+    if (woke - due > threshold_) {
+      std::lock_guard lock(mu_);
+      stalls_.push_back({due, woke});
+    }
+    due = std::max(due, woke);
+  }
+}
+
+std::vector<StallWatch::Stall> StallWatch::stalls() const {
+  std::lock_guard lock(mu_);
+  return stalls_;
+}
+
+traffic::UdpProbeResult StallWatch::undisturbed(const traffic::UdpProbeResult& r) const {
+  const std::vector<Stall> seen = stalls();
+  traffic::UdpProbeResult out = r;
+  out.rtts.clear();
+  out.sent_at.clear();
+  out.received = 0;
+  for (size_t i = 0; i < r.rtts.size() && i < r.sent_at.size(); ++i) {
+    const nanoseconds from = r.sent_at[i], to = r.sent_at[i] + r.rtts[i];
+    const bool hit = std::any_of(seen.begin(), seen.end(),
+                                 [&](const Stall& s) { return s.from < to && from < s.to; });
+    if (hit) continue;
+    out.rtts.push_back(r.rtts[i]);
+    out.sent_at.push_back(r.sent_at[i]);
+    ++out.received;
+  }
+  return out;
 }
 
 Result<bool> link_exists(const Netns& ns, const std::string& name) {

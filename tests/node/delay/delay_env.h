@@ -6,8 +6,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -57,6 +59,37 @@ traffic::Summary rtt_ms(const traffic::UdpProbeResult& r);
 Result<nanoseconds> time_until_fast(const Netns& from, const std::string& ip,
                                     std::chrono::steady_clock::time_point since, nanoseconds fast,
                                     nanoseconds limit);
+
+// The moments the machine did not run us. A SCHED_FIFO thread (priority 3,
+// above the probes and the engine; best effort) sleeps 1 ms at a time and
+// records every wake-up later than `threshold`. Under TCG the guest's clock
+// is the host's: while the host, or the hypervisor under it (steal time),
+// does not run the vCPU thread, every timer of the guest falls due late --
+// netem's, the delay engine's and the probes' alike -- and a probe in flight
+// then measures the emulator, not the engine. A vm-tier run on an otherwise
+// idle machine saw the hypervisor take 3-7 % of the host's CPU time.
+class StallWatch {
+ public:
+  explicit StallWatch(nanoseconds threshold = std::chrono::milliseconds(1));
+  ~StallWatch();
+  StallWatch(const StallWatch&) = delete;
+  StallWatch& operator=(const StallWatch&) = delete;
+
+  struct Stall {
+    nanoseconds from, to;  // steady clock: when the watch was due, when it woke
+  };
+  std::vector<Stall> stalls() const;
+  // The probes of `r` whose flight (sent .. answered) overlapped no stall.
+  traffic::UdpProbeResult undisturbed(const traffic::UdpProbeResult& r) const;
+
+ private:
+  void run();
+  const nanoseconds threshold_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::vector<Stall> stalls_;
+  std::thread thread_;
+};
 
 // Is there a device `name` in `ns`?
 Result<bool> link_exists(const Netns& ns, const std::string& name);
