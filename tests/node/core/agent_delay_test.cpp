@@ -97,28 +97,26 @@ class AgentDelayTest : public ::testing::Test {
   // `count` pipelined probes, then reverts it. Mean minus the unshaped RTT.
   struct Measured {
     // Over the unshaped RTT's mean: every probe, and the probes whose flight
-    // no stall of the machine overlapped (StallWatch).
+    // no stall of the machine overlapped (WatchedProbes).
     traffic::Summary all, clean;
-    size_t stalls = 0;
-    double longest_stall_ms = 0;
+    std::string watch;  // WatchedProbes::describe()
     std::string engine;
     std::string figures() const {
       char buf[320];
       std::snprintf(buf, sizeof buf,
-                    "n=%zu mean %.3f ms sd %.3f ms p50 %.3f max %.3f; undisturbed n=%zu mean "
-                    "%.3f ms sd %.3f ms (%zu stalls > 1 ms, longest %.1f ms)",
-                    all.n, all.mean, all.stddev, all.p50, all.max, clean.n, clean.mean,
-                    clean.stddev, stalls, longest_stall_ms);
+                    "n=%zu mean %.3f ms sd %.3f ms p50 %.3f max %.3f; undisturbed mean %.3f ms sd "
+                    "%.3f ms; %s",
+                    all.n, all.mean, all.stddev, all.p50, all.max, clean.mean, clean.stddev,
+                    watch.c_str());
       return buf;
     }
   };
   void measure(const std::string& id, v1::FaultSpec spec, int count,
-               std::chrono::milliseconds interval, Measured& out) {
-    StallWatch watch;
-    auto control = probes(50, 5ms, 200ms);
+               std::chrono::milliseconds interval, int min_undisturbed, Measured& out) {
+    auto control = watched(50, 5ms, 200ms, 25);
     ASSERT_TRUE(control.ok()) << control.error().message();
-    const traffic::Summary unshaped = rtt_ms(watch.undisturbed(*control));
-    ASSERT_GE(unshaped.n, 10u) << "the machine stalled through the unshaped probes";
+    const traffic::Summary unshaped = control->undisturbed_ms();
+    ASSERT_GE(unshaped.n, 25u) << control->describe();
     spec.mutable_netem()->mutable_path()->mutable_scope()->add_remote_cidrs(ips_.at(kServer) +
                                                                             "/32");
     v1::ApplyResponse applied;
@@ -129,21 +127,16 @@ class AgentDelayTest : public ::testing::Test {
     const std::chrono::nanoseconds linger =
         spec.netem().delay().seconds() > 0 || spec.netem().delay().nanos() > 200'000'000 ? 1500ms
                                                                                          : 300ms;
-    auto shaped = probes(count, interval, linger);
+    auto shaped = watched(count, interval, linger, min_undisturbed);
     ASSERT_TRUE(shaped.ok()) << shaped.error().message();
-    ASSERT_GE(shaped->received, count * 97 / 100);
+    ASSERT_GE(shaped->all.received, shaped->all.sent * 97 / 100);
     const auto over = [&](traffic::Summary s) {
       for (double* v : {&s.mean, &s.min, &s.max, &s.p50, &s.p99}) *v -= unshaped.mean;
       return s;
     };
-    out.all = over(rtt_ms(*shaped));
-    out.clean = over(rtt_ms(watch.undisturbed(*shaped)));
-    for (const StallWatch::Stall& stall : watch.stalls()) {
-      ++out.stalls;
-      out.longest_stall_ms =
-          std::max(out.longest_stall_ms,
-                   std::chrono::duration<double, std::milli>(stall.to - stall.from).count());
-    }
+    out.all = over(rtt_ms(shaped->all));
+    out.clean = over(shaped->undisturbed_ms());
+    out.watch = shaped->describe();
     v1::RevertRequest rreq;
     rreq.set_id(id);
     v1::RevertResponse rresp;
@@ -165,29 +158,30 @@ class AgentDelayTest : public ::testing::Test {
   // length: netem, alone in a CI boot, measured a mean of 102.27 ms (sd 4.3
   // ms) while the line in the same boot had sd 0.35 ms; here, with the
   // hypervisor taking 3-7 % of the host, the line's 1 us path had a p99 of
-  // 16.5 ms. At least half the probes must be undisturbed. The 500 +- 100
-  // ms run is judged on every probe: its bounds are wide enough.
+  // 16.5 ms. Probing goes on until 100 probes flew undisturbed (at most
+  // ten rounds of 200). The 500 +- 100 ms run is judged on every probe: its
+  // bounds are wide enough, and its long flights would rarely be undisturbed.
   void side_by_side(v1::NetemEngine engine, const std::string& want) {
     // 1 us: the API refuses a netem spec that asks for nothing.
     Measured path;
     v1::FaultSpec tiny = engine_spec(0ms, 0ms, engine);
     tiny.mutable_netem()->mutable_delay()->set_nanos(1000);
-    ASSERT_NO_FATAL_FAILURE(measure(want + "-path", tiny, 200, 5ms, path));
+    ASSERT_NO_FATAL_FAILURE(measure(want + "-path", tiny, 200, 5ms, 100, path));
     std::printf("engine %s, 1 us (the engine's own path): %s\n", want.c_str(),
                 path.figures().c_str());
-    ASSERT_GE(path.clean.n, 100u) << "the machine stalled through most of the probes";
+    ASSERT_GE(path.clean.n, 100u) << path.watch;
     EXPECT_LT(path.clean.mean, 2.0) << "the engine's path alone costs more than 2 ms";
     Measured fixed;
     ASSERT_NO_FATAL_FAILURE(
-        measure(want + "-fixed", engine_spec(100ms, 0ms, engine), 200, 5ms, fixed));
+        measure(want + "-fixed", engine_spec(100ms, 0ms, engine), 200, 5ms, 100, fixed));
     EXPECT_EQ(fixed.engine, want);
     std::printf("engine %s, 100 ms fixed: %s; over its path %.3f ms\n", want.c_str(),
                 fixed.figures().c_str(), fixed.clean.mean - path.clean.mean);
-    ASSERT_GE(fixed.clean.n, 100u) << "the machine stalled through most of the probes";
+    ASSERT_GE(fixed.clean.n, 100u) << fixed.watch;
     EXPECT_NEAR(fixed.clean.mean - path.clean.mean, 100.0, 1.0);
     Measured normal;
     ASSERT_NO_FATAL_FAILURE(
-        measure(want + "-normal", engine_spec(500ms, 100ms, engine), 250, 20ms, normal));
+        measure(want + "-normal", engine_spec(500ms, 100ms, engine), 250, 20ms, 0, normal));
     std::printf("engine %s, 500 +- 100 ms normal: %s; over its path %.1f ms\n", want.c_str(),
                 normal.figures().c_str(), normal.all.mean - path.clean.mean);
     EXPECT_NEAR(normal.all.mean - path.clean.mean, 500.0, 25.0);
@@ -216,6 +210,13 @@ class AgentDelayTest : public ::testing::Test {
   Result<traffic::UdpProbeResult> probes(int count, std::chrono::nanoseconds interval,
                                          std::chrono::nanoseconds linger) {
     return udp_probes(netns_.at(kClient), ips_.at(kServer), count, interval, linger);
+  }
+  // probes() with a StallWatch: the latencies of the undisturbed ones are
+  // what a delay bound is held to (WatchedProbes, delay_env.h).
+  Result<WatchedProbes> watched(int count, std::chrono::nanoseconds interval,
+                                std::chrono::nanoseconds linger, int min_undisturbed) {
+    return watched_udp_probes(netns_.at(kClient), ips_.at(kServer), count, interval, linger,
+                              min_undisturbed);
   }
   const v1::Injection* listed(const v1::ListResponse& list, const std::string& id) {
     for (const auto& i : list.injections())
@@ -295,26 +296,22 @@ TEST_F(AgentModuleTest, ProbeLoadsSchNetemFromTheModuleTreeAndAutoPicksNetem) {
   ASSERT_TRUE(loaded.ok() && *loaded) << "/proc/modules does not list sch_netem";
   EXPECT_EQ(probe.delay_engine(), "netem") << probe.delay_engine_reason();
 
-  StallWatch watch;
-  auto control = probes(50, 5ms, 200ms);
-  ASSERT_TRUE(control.ok()) << control.error().message();
-  const double base = rtt_ms(watch.undisturbed(*control)).mean;
+  // That the fault delays: every probe at least the 100 ms netem holds it.
+  // How precisely netem keeps 100 ms is side_by_side()'s question, in the
+  // same boot; right after the guest booted it stalls too often for a 1 ms
+  // bound (611 stalls > 1 ms in 8 s once).
   v1::ApplyResponse applied;
   grpc::Status st =
       rpc(agent_.stub(), &v1::Agent::Stub::Apply, delay_request("delay", 100ms), &applied);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(applied.injection().details().at("engine"), "netem");
-  auto shaped = probes(100, 5ms, 300ms);
+  auto shaped = probes(50, 5ms, 300ms);
   ASSERT_TRUE(shaped.ok()) << shaped.error().message();
-  ASSERT_GE(shaped->received, 97);
-  const traffic::Summary all = rtt_ms(*shaped);
-  const traffic::Summary s = rtt_ms(watch.undisturbed(*shaped));
-  std::printf(
-      "engine auto after the load: netem, 100 ms: n=%zu mean %.3f ms over the unshaped; "
-      "undisturbed n=%zu mean %.3f ms\n",
-      all.n, all.mean - base, s.n, s.mean - base);
-  ASSERT_GE(s.n, 30u) << "the machine stalled through most of the probes (see side_by_side)";
-  EXPECT_NEAR(s.mean - base, 100.0, 1.0);
+  ASSERT_GE(shaped->received, 48);
+  const traffic::Summary s = rtt_ms(*shaped);
+  std::printf("engine auto after the load: netem, 100 ms: n=%zu min %.3f ms mean %.3f ms\n", s.n,
+              s.min, s.mean);
+  EXPECT_GE(s.min, 100.0);
   v1::RevertRequest rreq;
   rreq.set_id("delay");
   v1::RevertResponse rresp;
@@ -332,9 +329,9 @@ TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
   ASSERT_EQ(probe.delay_engine(), "ebpf") << probe.delay_engine_reason();
   EXPECT_NE(probe.delay_engine_reason().find("sch_netem"), std::string::npos);
 
-  auto control = probes(100, 5ms, 200ms);
+  auto control = watched(100, 5ms, 200ms, 50);
   ASSERT_TRUE(control.ok()) << control.error().message();
-  const double base = rtt_ms(*control).mean;
+  const double base = control->undisturbed_ms().mean;
 
   v1::ApplyResponse applied;
   grpc::Status st =
@@ -348,12 +345,14 @@ TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
   ASSERT_TRUE(exists.ok() && *exists) << tap;
 
   // 200 probes, pipelined (one every 5 ms, 20 in flight).
-  auto shaped = probes(200, 5ms, 300ms);
+  auto shaped = watched(200, 5ms, 300ms, 100);
   ASSERT_TRUE(shaped.ok()) << shaped.error().message();
-  ASSERT_GE(shaped->received, 195);
-  const traffic::Summary s = rtt_ms(*shaped);
-  std::printf("delay line 100ms through the agent: n=%zu mean %.3f ms (unshaped %.3f) sd %.3f\n",
-              s.n, s.mean - base, base, s.stddev);
+  ASSERT_GE(shaped->all.received, shaped->all.sent * 97 / 100);
+  const traffic::Summary s = shaped->undisturbed_ms();
+  std::printf(
+      "delay line 100ms through the agent: n=%zu mean %.3f ms (unshaped %.3f) sd %.3f; %s\n", s.n,
+      s.mean - base, base, s.stddev, shaped->describe().c_str());
+  ASSERT_GE(shaped->undisturbed.received, 100) << shaped->describe();
   EXPECT_NEAR(s.mean - base, 100.0, 1.0);
 
   v1::ListResponse list;
@@ -373,9 +372,10 @@ TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
   rreq.set_id("delay");
   v1::RevertResponse rresp;
   ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Revert, rreq, &rresp).ok());
-  auto after = probes(50, 5ms, 200ms);
+  auto after = watched(50, 5ms, 200ms, 25);
   ASSERT_TRUE(after.ok());
-  EXPECT_LT(rtt_ms(*after).max, base + 10) << "still delayed after revert";
+  EXPECT_LT(after->undisturbed_ms().max, base + 10)
+      << "still delayed after revert; " << after->describe();
   exists = link_exists(netns_.at(kClient), tap);
   ASSERT_TRUE(exists.ok());
   EXPECT_FALSE(*exists) << tap << " left behind";
@@ -388,9 +388,9 @@ TEST_F(AgentDelayTest, AutoUsesTheDelayLineWithoutNetem) {
 // nothing left (no TAP, no TCX program on either hook; TearDown compares
 // the pods' kernel state with the baseline).
 void AgentDelayTest::apply_measure_revert(const std::string& id, v1::Direction direction) {
-  auto control = probes(50, 5ms, 200ms);
+  auto control = watched(50, 5ms, 200ms, 25);
   ASSERT_TRUE(control.ok()) << control.error().message();
-  const double base = rtt_ms(*control).mean;
+  const double base = control->undisturbed_ms().mean;
   v1::ApplyRequest req = delay_request(id, 100ms, v1::NETEM_ENGINE_EBPF);
   req.mutable_spec()->mutable_netem()->mutable_path()->set_direction(direction);
   v1::ApplyResponse applied;
@@ -410,12 +410,13 @@ void AgentDelayTest::apply_measure_revert(const std::string& id, v1::Direction d
   for (const std::string& tap : taps) EXPECT_TRUE(link_exists(netns_.at(kClient), tap).value());
   EXPECT_EQ(tcx_programs(netns_.at(kClient), "eth0", false).value(), 1u);
 
-  auto shaped = probes(200, 5ms, 300ms);
+  auto shaped = watched(200, 5ms, 300ms, 100);
   ASSERT_TRUE(shaped.ok()) << shaped.error().message();
-  ASSERT_GE(shaped->received, 195);
-  const traffic::Summary s = rtt_ms(*shaped);
-  std::printf("%s 100ms through the agent: n=%zu mean %.3f ms (unshaped %.3f) sd %.3f\n",
-              id.c_str(), s.n, s.mean - base, base, s.stddev);
+  ASSERT_GE(shaped->all.received, shaped->all.sent * 97 / 100);
+  const traffic::Summary s = shaped->undisturbed_ms();
+  std::printf("%s 100ms through the agent: n=%zu mean %.3f ms (unshaped %.3f) sd %.3f; %s\n",
+              id.c_str(), s.n, s.mean - base, base, s.stddev, shaped->describe().c_str());
+  ASSERT_GE(shaped->undisturbed.received, 100) << shaped->describe();
   // FROM: the answers wait 100 ms; BOTH: 50 ms each way (the netem path's split).
   EXPECT_NEAR(s.mean - base, 100.0, 1.0);
 
@@ -423,9 +424,10 @@ void AgentDelayTest::apply_measure_revert(const std::string& id, v1::Direction d
   rreq.set_id(id);
   v1::RevertResponse rresp;
   ASSERT_TRUE(rpc(agent_.stub(), &v1::Agent::Stub::Revert, rreq, &rresp).ok());
-  auto after = probes(50, 5ms, 200ms);
+  auto after = watched(50, 5ms, 200ms, 25);
   ASSERT_TRUE(after.ok());
-  EXPECT_LT(rtt_ms(*after).max, base + 10) << "still delayed after revert";
+  EXPECT_LT(after->undisturbed_ms().max, base + 10)
+      << "still delayed after revert; " << after->describe();
   for (const std::string& tap : taps)
     EXPECT_FALSE(link_exists(netns_.at(kClient), tap).value()) << tap << " left behind";
   EXPECT_EQ(tcx_programs(netns_.at(kClient), "eth0", false).value(), 0u);

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 
 #include "agent/net/links.h"
@@ -216,6 +217,42 @@ traffic::UdpProbeResult StallWatch::undisturbed(const traffic::UdpProbeResult& r
     out.sent_at.push_back(r.sent_at[i]);
     ++out.received;
   }
+  return out;
+}
+
+traffic::Summary WatchedProbes::undisturbed_ms() const {
+  return rtt_ms(undisturbed);
+}
+
+std::string WatchedProbes::describe() const {
+  double longest = 0;
+  for (const StallWatch::Stall& s : stalls)
+    longest = std::max(longest, std::chrono::duration<double, std::milli>(s.to - s.from).count());
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "undisturbed %d of %d (%zu stalls > 1 ms, longest %.1f ms)",
+                undisturbed.received, all.received, stalls.size(), longest);
+  return buf;
+}
+
+Result<WatchedProbes> watched_udp_probes(const Netns& from, const std::string& ip, int count,
+                                         nanoseconds interval, nanoseconds linger,
+                                         int min_undisturbed) {
+  StallWatch watch;
+  WatchedProbes out;
+  // Rounds of `count` probes, each on a fresh socket (a straggler of an
+  // earlier round cannot be taken for an answer of this one).
+  for (int round = 0; round < kMaxProbeRounds; ++round) {
+    NQ_ASSIGN_OR_RETURN(traffic::UdpProbeResult r, udp_probes(from, ip, count, interval, linger));
+    out.all.sent += r.sent;
+    out.all.received += r.received;
+    out.all.duplicates += r.duplicates;
+    out.all.corrupted += r.corrupted;
+    out.all.rtts.insert(out.all.rtts.end(), r.rtts.begin(), r.rtts.end());
+    out.all.sent_at.insert(out.all.sent_at.end(), r.sent_at.begin(), r.sent_at.end());
+    out.undisturbed = watch.undisturbed(out.all);
+    if (out.undisturbed.received >= min_undisturbed) break;
+  }
+  out.stalls = watch.stalls();
   return out;
 }
 

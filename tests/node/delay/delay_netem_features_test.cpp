@@ -101,21 +101,23 @@ TEST_F(DelayNetemFeatures, FromDelaysTheAnswersBy100msWithinAMillisecond) {
   EXPECT_EQ(line->tap_ifindex(Direction::kEgress), 0);
   EXPECT_EQ(tcx_programs(env_->a(), "eth0", false).value(), 1u);
   EXPECT_EQ(tcx_programs(env_->a(), "eth0", true).value(), 0u);
-  auto r = udp_probes(env_->a(), kB, 200, 5ms, 400ms);
+  auto r = watched_udp_probes(env_->a(), kB, 200, 5ms, 400ms, 100);
   ASSERT_TRUE(r.ok()) << r.error().message();
-  ASSERT_EQ(r->received, 200);
-  const auto s = rtt_ms(*r);
-  std::printf("FROM 100ms fixed: mean %.3f sd %.3f min %.3f max %.3f ms\n", s.mean, s.stddev, s.min,
-              s.max);
+  ASSERT_EQ(r->all.received, r->all.sent);
+  const auto s = r->undisturbed_ms();
+  std::printf("FROM 100ms fixed: mean %.3f sd %.3f min %.3f max %.3f ms; %s\n", s.mean, s.stddev,
+              s.min, s.max, r->describe().c_str());
+  ASSERT_GE(r->undisturbed.received, 100) << r->describe();
   EXPECT_NEAR(s.mean, 100.0, 1.0);
-  EXPECT_GE(s.min, 100.0);
+  EXPECT_GE(rtt_ms(r->all).min, 100.0);
   auto st = line->stats();
   ASSERT_TRUE(st.ok()) << st.error().message();
   const nq_dl_stats& in = st->bpf_dir[NQ_IDX_INGRESS];
-  EXPECT_EQ(in.redirected, 200u);
-  EXPECT_EQ(in.returned, 200u) << "frames sent back into eth0 must be recognised, once each";
+  EXPECT_EQ(in.redirected, unsigned(r->all.sent));
+  EXPECT_EQ(in.returned, unsigned(r->all.sent))
+      << "frames sent back into eth0 must be recognised, once each";
   EXPECT_EQ(st->bpf_dir[NQ_IDX_EGRESS].matched, 0u);
-  EXPECT_EQ(st->engine_ingress.frames_out, 200u);
+  EXPECT_EQ(st->engine_ingress.frames_out, unsigned(r->all.sent));
 }
 
 // The netem path's BOTH: plan_netem() splits the delay (half each way,
@@ -137,17 +139,18 @@ TEST_F(DelayNetemFeatures, BothGivesTheRequestedRoundTripLikeTheNetemPath) {
   auto line = DelayLine::start(env_->a(), *plan);
   ASSERT_TRUE(line.ok()) << line.error().message();
   EXPECT_EQ((*line)->tap_names().size(), 2u);
-  auto r = udp_probes(env_->a(), kB, 200, 5ms, 400ms);
+  auto r = watched_udp_probes(env_->a(), kB, 200, 5ms, 400ms, 100);
   ASSERT_TRUE(r.ok()) << r.error().message();
-  ASSERT_EQ(r->received, 200);
-  const auto s = rtt_ms(*r);
-  std::printf("BOTH 100ms (50 + 50): mean %.3f sd %.3f min %.3f max %.3f ms\n", s.mean, s.stddev,
-              s.min, s.max);
+  ASSERT_EQ(r->all.received, r->all.sent);
+  const auto s = r->undisturbed_ms();
+  std::printf("BOTH 100ms (50 + 50): mean %.3f sd %.3f min %.3f max %.3f ms; %s\n", s.mean,
+              s.stddev, s.min, s.max, r->describe().c_str());
+  ASSERT_GE(r->undisturbed.received, 100) << r->describe();
   EXPECT_NEAR(s.mean, 100.0, 1.0);
   auto st = (*line)->stats();
   ASSERT_TRUE(st.ok()) << st.error().message();
-  EXPECT_EQ(st->bpf_dir[NQ_IDX_EGRESS].redirected, 200u);
-  EXPECT_EQ(st->bpf_dir[NQ_IDX_INGRESS].redirected, 200u);
+  EXPECT_EQ(st->bpf_dir[NQ_IDX_EGRESS].redirected, unsigned(r->all.sent));
+  EXPECT_EQ(st->bpf_dir[NQ_IDX_INGRESS].redirected, unsigned(r->all.sent));
   ASSERT_TRUE((*line)->stop().ok());
   for (const std::string& tap : (*line)->tap_names())
     EXPECT_EQ(link_exists(env_->a(), tap).value(), false) << tap;
@@ -168,7 +171,7 @@ TEST_F(DelayNetemFeatures, UnmatchedTrafficIsNotDelayedInEitherDirection) {
   std::printf("BOTH 50ms each way: unmatched max %.3f ms; matched TCP echo p50 %.3f ms\n", so.max,
               sm.p50);
   ASSERT_EQ(r.unmatched_received, 50);
-  EXPECT_LT(so.max, 20.0);
+  EXPECT_LT(so.max, 20.0) << r.unmatched_stalls;
   EXPECT_NEAR(sm.p50, 100.0, 2.0);  // 50 ms out, 50 ms back
   auto st = line->stats();
   ASSERT_TRUE(st.ok());

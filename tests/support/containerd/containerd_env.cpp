@@ -390,8 +390,16 @@ Status ContainerdEnv::remove_pod(const std::string& sandbox_id) {
   criv1::StopPodSandboxRequest sreq;
   sreq.set_pod_sandbox_id(sandbox_id);
   criv1::StopPodSandboxResponse sresp;
-  if (grpc::Status st = stub_->StopPodSandbox(ctx().get(), sreq, &sresp); !st.ok())
-    return from_grpc_status(st, "StopPodSandbox " + sandbox_id);
+  // containerd 1.6 can fail the stop of a container whose task has just
+  // exited with "ttrpc: closed" (its shim connection went with the task);
+  // the kubelet's sync loop retries, and so does this, a few times.
+  for (int attempt = 1;; ++attempt) {
+    grpc::Status st = stub_->StopPodSandbox(ctx().get(), sreq, &sresp);
+    if (st.ok()) break;
+    if (attempt == 5 || st.error_message().find("ttrpc: closed") == std::string::npos)
+      return from_grpc_status(st, "StopPodSandbox " + sandbox_id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   criv1::RemovePodSandboxRequest rreq;
   rreq.set_pod_sandbox_id(sandbox_id);
   criv1::RemovePodSandboxResponse rresp;
